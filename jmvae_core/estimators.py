@@ -1,0 +1,175 @@
+"""Importance-sampled log-likelihoods of SPEC §4, vectorised over examples, chunked over k.
+
+Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example (shape (B,),
+float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
+`conditional` of JMVAE are all computed from one set of k draws from q(z|x,w).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .networks import log_normal, log_std_normal
+
+# estimator name -> (proposal, log-density terms of the target, subtract log p_hat(w)?)
+_JMVAE = {
+    "joint": ("xw", ("px", "pw", "pz"), False),
+    "marginal": ("xw", ("px", "pz"), False),
+    "conditional": ("xw", ("px", "pw", "pz"), True),
+    "pseudo_marginal": ("x", ("px", "pz"), False),
+    "pseudo_conditional": ("w", ("px", "pw", "pz"), True),
+}
+ESTIMATORS = {
+    "jmvae_kl": _JMVAE,
+    "jmvae_zero": _JMVAE,
+    "vae": {"marginal": ("x", ("px", "pz"), False)},
+    "cvae": {"conditional": ("xw", ("px_w", "pz"), False)},
+    "cmma": {
+        "conditional": ("xw", ("px", "pz_w"), False),
+        "marginal": ("xw", ("px", "pz"), False),
+    },
+}
+
+PROPOSALS = {
+    "xw": lambda m, x, w: m.q_z_xw(x, w),
+    "x": lambda m, x, w: m.infer_from_x(x),
+    "w": lambda m, x, w: m.infer_from_w(w),
+}
+
+
+def _densities(model, x, w) -> dict:
+    """Log-density terms as functions of z (..., B, D) -> (..., B), built lazily per batch."""
+
+    def pz_w(z):
+        mu, var = model.p_z_w(w)
+        return log_normal(z, mu, var)
+
+    return {
+        "px": lambda z: model.p_x_z.log_prob(x, z),
+        "pw": lambda z: model.p_w_z.log_prob(w, z),
+        "pz": log_std_normal,
+        "px_w": lambda z: model.p_x_zw.log_prob(x, z, w),
+        "pz_w": pz_w,
+    }
+
+
+def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """log(mean(exp(a))) along `dim`, computed stably in float64."""
+    a = a.double()
+    return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
+
+
+def draw(mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 32768) -> dict:
+    """k draws z ~ N(mu, var) per example; each log term and log q at them: -> {name: (B, k)}.
+
+    mu, var: (B, D). The k draws are made in chunks of at most `max_rows` decoder rows.
+    """
+    batch = mu.shape[0]
+    chunk = max(1, min(k, max_rows // batch))
+    out: dict[str, list] = {name: [] for name in [*log_terms, "q"]}
+    for start in range(0, k, chunk):
+        kc = min(chunk, k - start)
+        eps = torch.randn((kc, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + var.sqrt() * eps
+        out["q"].append(log_normal(z, mu, var).double())
+        for name, fn in log_terms.items():
+            out[name].append(fn(z).double())
+    return {name: torch.cat(parts, dim=0).T for name, parts in out.items()}
+
+
+def log_p_w(model, w, n_prior: int, generator=None, max_rows: int = 262144) -> torch.Tensor:
+    """log p_hat(w) = logmeanexp over n_prior draws z ~ N(0, I) of log p(w|z): (B, W) -> (B,).
+
+    One set of prior draws serves every example of the batch (the decoder runs n_prior times).
+    """
+    batch = w.shape[0]
+    chunk = max(1, min(n_prior, max_rows // batch))
+    parts = []
+    for start in range(0, n_prior, chunk):
+        kc = min(chunk, n_prior - start)
+        z = torch.randn(
+            (kc, 1, model.cfg.latent_dim), generator=generator, device=w.device, dtype=w.dtype
+        )
+        parts.append(model.p_w_z.log_prob(w, z).double())
+    return log_mean_exp(torch.cat(parts, dim=0), dim=0)
+
+
+def available(variant: str) -> tuple[str, ...]:
+    """Names of the estimators that apply to a variant (SPEC §4)."""
+    return tuple(ESTIMATORS[variant])
+
+
+@torch.no_grad()
+def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_rows=32768):
+    """Per-example log-likelihood estimates of SPEC §4: x (B, X), w (B, W) -> {name: (B,)}.
+
+    `names` defaults to every estimator of the model's variant; an unknown name is an error.
+    """
+    spec = ESTIMATORS[model.cfg.variant]
+    names = tuple(spec) if names is None else tuple(names)
+    unknown = [n for n in names if n not in spec]
+    if unknown:
+        raise ValueError(
+            f"estimator(s) {unknown} do not apply to variant {model.cfg.variant!r}; "
+            f"available: {', '.join(spec)}"
+        )
+    densities = _densities(model, x, w)
+    needed: dict[str, set] = {}
+    for n in names:
+        proposal, terms, _ = spec[n]
+        needed.setdefault(proposal, set()).update(terms)
+    draws = {}
+    for proposal, terms in needed.items():
+        mu, var = PROPOSALS[proposal](model, x, w)
+        draws[proposal] = draw(
+            mu, var, {t: densities[t] for t in sorted(terms)}, k, generator, max_rows
+        )
+    log_pw = None
+    if any(spec[n][2] for n in names):
+        log_pw = log_p_w(model, w, n_prior, generator)
+    out = {}
+    for n in names:
+        proposal, terms, conditional = spec[n]
+        d = draws[proposal]
+        log_w = sum(d[t] for t in terms) - d["q"]
+        out[n] = log_mean_exp(log_w) - (log_pw if conditional else 0.0)
+    return out
+
+
+def evaluate(model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=500, progress=True):
+    """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (SPEC §4)."""
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    results: dict[str, list] = {}
+    starts = range(0, x.shape[0], batch_size)
+    for start in tqdm(starts, desc=f"estimators k={k}", disable=not progress, leave=False):
+        sl = slice(start, start + batch_size)
+        batch = estimate(model, x[sl], w[sl], names, k, n_prior, generator)
+        for name, values in batch.items():
+            results.setdefault(name, []).append(values.cpu().numpy())
+    return {name: np.concatenate(parts) for name, parts in results.items()}
+
+
+def summarize(values: np.ndarray) -> dict:
+    """Mean and standard error of per-example estimates: (N,) -> {'mean', 'sem', 'n'}."""
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise FloatingPointError(f"{int(np.sum(~np.isfinite(values)))} non-finite estimates")
+    sem = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return {"mean": float(values.mean()), "sem": float(sem), "n": int(len(values))}
+
+
+@torch.no_grad()
+def label_accuracy(model, x, w) -> dict:
+    """Accuracy of argmax p(w|z) at the mean of q(z|x) (kl) / q(z|x,0) (zero), and of q(z|x,w)."""
+    labels = w.argmax(-1)
+    mu_x, _ = model.infer_from_x(x)
+    mu_xw, _ = model.q_z_xw(x, w)
+    return {
+        "w_from_x": float((model.p_w_z.logits(mu_x).argmax(-1) == labels).float().mean()),
+        "w_from_xw": float((model.p_w_z.logits(mu_xw).argmax(-1) == labels).float().mean()),
+    }

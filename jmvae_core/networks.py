@@ -1,0 +1,150 @@
+"""MLP building blocks of SPEC §3 that return distribution parameters, and their log-densities.
+
+Shapes: `z` may carry leading sample dimensions, `(..., B, D)`; data tensors are `(B, X)` and
+broadcast against them. Log-densities are summed over the event dimension, giving `(..., B)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def glorot_(module: nn.Module) -> nn.Module:
+    """Lasagne's default initialisation: Glorot-uniform weights, zero biases (SPEC §3)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear+ReLU layers through `sizes` (every layer is followed by a ReLU)."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(var)) summed over the last dimension: (..., B, D) -> (..., B)."""
+    return -0.5 * (LOG_2PI + var.log() + (z - mu).pow(2) / var).sum(-1)
+
+
+def log_std_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension: (..., B, D) -> (..., B)."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+def kl_normal(mu_q, var_q, mu_p=None, var_p=None) -> torch.Tensor:
+    """Analytic KL(N(mu_q, var_q) || N(mu_p, var_p)), diagonal, summed over D: (B, D) -> (B,).
+
+    With mu_p, var_p omitted the second distribution is the standard normal prior.
+    """
+    if mu_p is None:
+        return 0.5 * (var_q + mu_q.pow(2) - 1.0 - var_q.log()).sum(-1)
+    return 0.5 * (var_p.log() - var_q.log() + (var_q + (mu_q - mu_p).pow(2)) / var_p - 1.0).sum(-1)
+
+
+class GaussianHead(nn.Module):
+    """Mean (linear) and variance (softplus) of a diagonal Gaussian, as the authors' code."""
+
+    def __init__(self, hidden: int, latent: int):
+        super().__init__()
+        self.mean = nn.Linear(hidden, latent)
+        self.var = nn.Linear(hidden, latent)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean(h), F.softplus(self.var(h))
+
+
+class GaussianMLP(nn.Module):
+    """q(z|x), q(z|w) or p(z|w): input -> hidden -> hidden -> (mean, variance)."""
+
+    def __init__(self, n_in: int, hidden: int, latent: int):
+        super().__init__()
+        self.trunk = mlp([n_in, hidden, hidden])
+        self.head = GaussianHead(hidden, latent)
+
+    def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.trunk(inp))
+
+
+class JointGaussianMLP(nn.Module):
+    """q(z|x,w): x -> hidden and w -> hidden, concatenated -> hidden -> (mean, variance)."""
+
+    def __init__(self, x_dim: int, w_dim: int, hidden: int, latent: int):
+        super().__init__()
+        self.x_branch = mlp([x_dim, hidden])
+        self.w_branch = mlp([w_dim, hidden])
+        self.trunk = mlp([2 * hidden, hidden])
+        self.head = GaussianHead(hidden, latent)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.cat([self.x_branch(x), self.w_branch(w)], dim=-1)
+        return self.head(self.trunk(h))
+
+
+class BernoulliMLP(nn.Module):
+    """p(x|z): z -> hidden -> hidden -> logits of independent Bernoulli pixels."""
+
+    def __init__(self, latent: int, hidden: int, x_dim: int, cond_dim: int = 0):
+        super().__init__()
+        self.trunk = mlp([latent + cond_dim, hidden, hidden])
+        self.out = nn.Linear(hidden, x_dim)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(self.trunk(z))
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) = sum_d x_d a_d - softplus(a_d): x (B, X), z (..., B, D) -> (..., B).
+
+        The data term is folded into the last layer (x . (W h + b) = h . (W^T x) + b . x),
+        so only the softplus term touches every logit. Exact, without the code's eps=1.19e-7.
+        """
+        h = self.trunk(z)
+        a = self.out(h)
+        data_term = (h * (x @ self.out.weight)).sum(-1) + x @ self.out.bias
+        return data_term - F.softplus(a).sum(-1)
+
+
+class CategoricalMLP(nn.Module):
+    """p(w|z): z -> hidden -> hidden -> softmax over the classes (one-hot w)."""
+
+    def __init__(self, latent: int, hidden: int, w_dim: int):
+        super().__init__()
+        self.trunk = mlp([latent, hidden, hidden])
+        self.out = nn.Linear(hidden, w_dim)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(self.trunk(z))
+
+    def log_prob(self, w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(w|z) for one-hot w: w (B, W), z (..., B, D) -> (..., B)."""
+        return (w * F.log_softmax(self.logits(z), dim=-1)).sum(-1)
+
+
+class ConditionalBernoulliMLP(nn.Module):
+    """CVAE's p(x|z,w): w -> hidden, concat(z, h_w) -> hidden -> hidden -> Bernoulli logits."""
+
+    def __init__(self, latent: int, w_dim: int, hidden: int, x_dim: int):
+        super().__init__()
+        self.w_branch = mlp([w_dim, hidden])
+        self.decoder = BernoulliMLP(latent, hidden, x_dim, cond_dim=hidden)
+
+    def _input(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        h_w = self.w_branch(w).expand(*z.shape[:-1], -1)
+        return torch.cat([z, h_w], dim=-1)
+
+    def logits(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.decoder.logits(self._input(z, w))
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """log p(x|z,w): x (B, X), z (..., B, D), w (B, W) -> (..., B)."""
+        return self.decoder.log_prob(x, self._input(z, w))

@@ -1,0 +1,98 @@
+"""The only module that knows result paths: run folders, atomic writes, DONE markers (DESIGN.md)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from .data import REPO_ROOT
+
+RESULTS_ENV = "JMVAE_RESULTS_DIR"
+
+
+def results_root() -> Path:
+    """$JMVAE_RESULTS_DIR, else `results/` in the repository."""
+    return Path(os.environ.get(RESULTS_ENV, REPO_ROOT / "results"))
+
+
+def run_dir(profile: str, run_id: str, root: Path | None = None) -> Path:
+    return Path(root if root is not None else results_root()) / profile / "runs" / run_id
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, then rename: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def save_torch(path: Path, obj) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_torch(path: Path, device="cpu"):
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def is_done(folder: Path) -> bool:
+    return (Path(folder) / "DONE").exists()
+
+
+def mark_done(folder: Path) -> None:
+    """Written last: a folder without DONE is an unfinished run, never a result."""
+    write_text(Path(folder) / "DONE", "done\n")
+
+
+def git_commit() -> str:
+    """Short commit of the repository, with '-dirty' if tracked files changed; 'unknown' outside git."""
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "--short", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", "jmvae_core")
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def provenance(device: torch.device) -> dict:
+    """What every run records besides its config: versions, device and code commit."""
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__.split("+")[0],
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+    }

@@ -1,0 +1,129 @@
+"""fit(): the training loop of SPEC §3 with warm-up, clipping, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import results
+from .config import RunConfig, TrainConfig
+from .data import MNIST
+from .models import build_model
+from .objectives import OBJECTIVES
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss term became NaN or infinite; the message names the epoch and the term."""
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, else the best available one: cuda, then mps, then cpu."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def warmup_scales(tc: TrainConfig, epoch: int) -> tuple[float, float]:
+    """(beta, alpha_scale) for a 0-based epoch: linear from 1/E_w to 1 over E_w epochs (SPEC §3)."""
+    beta = 1.0 if tc.warmup_epochs == 0 else min(1.0, (epoch + 1) / tc.warmup_epochs)
+    return beta, (beta if tc.warmup_alpha else 1.0)
+
+
+def clip_gradients(params: list[torch.Tensor], tc: TrainConfig) -> None:
+    """As the authors' code: rescale to global norm <= clip_norm, then clamp to +-clip_value."""
+    if tc.clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, tc.clip_norm)
+    if tc.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(params, tc.clip_value)
+
+
+def _run_epoch(model, optimizer, data: MNIST, cfg: RunConfig, epoch, generator) -> dict:
+    tc = cfg.train
+    objective = OBJECTIVES[cfg.model.variant]
+    beta, alpha_scale = warmup_scales(tc, epoch)
+    params = [p for p in model.parameters()]
+    n = data.x_train.shape[0]
+    order = torch.randperm(n, generator=generator, device=data.x_train.device)
+    sums: dict[str, torch.Tensor] = {}
+    n_batches = n // tc.batch_size  # the last partial batch is dropped
+    for b in range(n_batches):
+        idx = order[b * tc.batch_size : (b + 1) * tc.batch_size]
+        x = torch.bernoulli(data.x_train[idx], generator=generator)  # re-binarised every epoch
+        terms = objective(model, x, data.w_train[idx], generator, beta, alpha_scale)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        clip_gradients(params, tc)
+        optimizer.step()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach()
+    row = {name: float(total) / n_batches for name, total in sums.items()}
+    bad = [name for name, value in row.items() if not math.isfinite(value)]
+    if bad:
+        raise TrainingDiverged(f"epoch {epoch + 1}: non-finite loss term(s) {bad}: {row}")
+    return {"epoch": epoch + 1, "beta": beta, "alpha_scale": alpha_scale, **row}
+
+
+def fit(
+    cfg: RunConfig,
+    data: MNIST,
+    run_dir: Path | None = None,
+    device=None,
+    progress: bool = True,
+    checkpoint_every: int = 1,
+    on_epoch_end: Callable[[dict], None] | None = None,
+):
+    """Train one run; with `run_dir`, checkpoint atomically and resume from the last checkpoint.
+
+    Returns (model, history: list of per-epoch dicts of mean loss terms and wall time).
+    """
+    device = pick_device(device)
+    if device.type == "cpu":
+        # Adam's moments fill with subnormal floats after an epoch and slow every step;
+        # flushing them to zero changes results only below float32 noise (DESIGN.md, Speed).
+        torch.set_flush_denormal(True)
+    tc = cfg.train
+    torch.manual_seed(tc.seed)  # initial weights: drawn on the CPU, identical on every device
+    model = build_model(cfg.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tc.betas, eps=tc.adam_eps)
+    generator = torch.Generator(device=device).manual_seed(tc.seed)
+    history: list[dict] = []
+    ckpt = Path(run_dir) / CHECKPOINT if run_dir is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = results.load_torch(ckpt, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].to("cpu"))
+        history = state["history"]
+    model.train()
+    epochs = range(len(history), tc.epochs)
+    bar = tqdm(epochs, desc=cfg.run_id, disable=not progress, initial=len(history), total=tc.epochs)
+    for epoch in bar:
+        start = time.perf_counter()
+        row = _run_epoch(model, optimizer, data, cfg, epoch, generator)
+        row["time_s"] = round(time.perf_counter() - start, 3)
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.2f}")
+        last = epoch + 1 == tc.epochs
+        if ckpt is not None and ((epoch + 1) % checkpoint_every == 0 or last):
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "history": history,
+            }
+            results.save_torch(ckpt, state)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+    model.eval()
+    return model, history
