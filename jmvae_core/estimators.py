@@ -63,7 +63,7 @@ def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
 
 
-def draw(mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 32768) -> dict:
+def draw(mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096) -> dict:
     """k draws z ~ N(mu, var) per example; each log term and log q at them: -> {name: (B, k)}.
 
     mu, var: (B, D). The k draws are made in chunks of at most `max_rows` decoder rows.
@@ -104,7 +104,7 @@ def available(variant: str) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_rows=32768):
+def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_rows=4096):
     """Per-example log-likelihood estimates of SPEC §4: x (B, X), w (B, W) -> {name: (B,)}.
 
     `names` defaults to every estimator of the model's variant; an unknown name is an error.
@@ -140,7 +140,7 @@ def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_
     return out
 
 
-def evaluate(model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=500, progress=True):
+def evaluate(model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=250, progress=True):
     """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (SPEC §4)."""
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(seed)

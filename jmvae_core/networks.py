@@ -105,12 +105,16 @@ class BernoulliMLP(nn.Module):
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) = sum_d x_d a_d - softplus(a_d): x (B, X), z (..., B, D) -> (..., B).
 
-        The data term is folded into the last layer (x . (W h + b) = h . (W^T x) + b . x),
-        so only the softplus term touches every logit. Exact, without the code's eps=1.19e-7.
+        With many samples per example (z.dim() > x.dim()) the data term is folded into the
+        last layer, x . (W h + b) = h . (W^T x) + b . x, computed once per example, so only the
+        softplus term touches every logit. Exact, without the code's eps=1.19e-7 inside logs.
         """
         h = self.trunk(z)
         a = self.out(h)
-        data_term = (h * (x @ self.out.weight)).sum(-1) + x @ self.out.bias
+        if z.dim() > x.dim():
+            data_term = (h * (x @ self.out.weight)).sum(-1) + x @ self.out.bias
+        else:
+            data_term = (x * a).sum(-1)
         return data_term - F.softplus(a).sum(-1)
 
 

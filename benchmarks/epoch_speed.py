@@ -1,0 +1,83 @@
+"""Seconds per epoch: the plain reference loop vs `jmvae_core.train.fit`, back to back.
+
+Usage: python benchmarks/epoch_speed.py [--epochs 2] [--eval-k 1000] [--out benchmarks/results]
+Writes <out>/<device-slug>.json with one entry per figure (name, value, unit, command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_loop  # noqa: E402
+
+from jmvae_core import estimators  # noqa: E402
+from jmvae_core.config import make_config  # noqa: E402
+from jmvae_core.data import load_mnist  # noqa: E402
+from jmvae_core.results import device_name  # noqa: E402
+from jmvae_core.train import fit  # noqa: E402
+
+
+def reference_epochs(data, epochs):
+    torch.set_flush_denormal(False)  # the plain loop runs with PyTorch's defaults
+    model, opt = reference_loop.make()
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        reference_loop.train_epoch(model, opt, data.x_train, data.w_train)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def ours_epochs(data, epochs):
+    cfg = make_config("quick", variant="jmvae_kl", alpha=0.1, epochs=epochs)
+    model, history = fit(cfg, data, progress=False)
+    return [row["time_s"] for row in history], model
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--eval-k", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    data = load_mnist()
+    command = "python benchmarks/epoch_speed.py " + " ".join(sys.argv[1:])
+    ref = reference_epochs(data, args.epochs)
+    ours, model = ours_epochs(data, args.epochs)
+    entries = []
+    for e in range(args.epochs):
+        entries += [
+            {"name": f"reference_loop_epoch{e + 1}", "value": round(ref[e], 2), "unit": "s"},
+            {"name": f"fit_epoch{e + 1}", "value": round(ours[e], 2), "unit": "s"},
+            {"name": f"speedup_epoch{e + 1}", "value": round(ref[e] / ours[e], 3), "unit": "x"},
+        ]
+    if args.eval_k:
+        start = time.perf_counter()
+        values = estimators.evaluate(model, data.x_test, data.w_test, names=["marginal"],
+                                     k=args.eval_k, progress=False)
+        seconds = time.perf_counter() - start
+        entries.append({"name": f"marginal_k{args.eval_k}_10k_test", "value": round(seconds, 1),
+                        "unit": "s", "n_test": len(values["marginal"])})
+    for entry in entries:
+        entry["command"] = command
+    report = {"device": device_name(device), "torch": torch.__version__.split("+")[0],
+              "python": platform.python_version(), "entries": entries}
+    slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{slug}.json").write_text(json.dumps(report, indent=2) + "\n")
+    for entry in entries:
+        print(f"{entry['name']:>28}: {entry['value']} {entry['unit']}")
+
+
+if __name__ == "__main__":
+    main()
