@@ -63,15 +63,26 @@ def main():
         ]
     if args.eval_k:
         start = time.perf_counter()
-        values = estimators.evaluate(model, data.x_test, data.w_test, names=["marginal"],
-                                     k=args.eval_k, progress=False)
+        values = estimators.evaluate(
+            model, data.x_test, data.w_test, names=["marginal"], k=args.eval_k, progress=False
+        )
         seconds = time.perf_counter() - start
-        entries.append({"name": f"marginal_k{args.eval_k}_10k_test", "value": round(seconds, 1),
-                        "unit": "s", "n_test": len(values["marginal"])})
+        entries.append(
+            {
+                "name": f"marginal_k{args.eval_k}_10k_test",
+                "value": round(seconds, 1),
+                "unit": "s",
+                "n_test": len(values["marginal"]),
+            }
+        )
     for entry in entries:
         entry["command"] = command
-    report = {"device": device_name(device), "torch": torch.__version__.split("+")[0],
-              "python": platform.python_version(), "entries": entries}
+    report = {
+        "device": device_name(device),
+        "torch": torch.__version__.split("+")[0],
+        "python": platform.python_version(),
+        "entries": entries,
+    }
     slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{slug}.json").write_text(json.dumps(report, indent=2) + "\n")

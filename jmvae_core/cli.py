@@ -31,9 +31,16 @@ def _parser() -> argparse.ArgumentParser:
 
     fetch = sub.add_parser("fetch-data", help="place the verified dataset files in the data dir")
     fetch.add_argument("dataset", choices=["mnist"])
-    fetch.add_argument("--data-dir", type=Path, default=None, help="default: $JMVAE_DATA_DIR or data/")
-    fetch.add_argument("--source", action="append", choices=MNIST_SOURCES, default=None,
-                       help="sources to try, in order (default: all)")
+    fetch.add_argument(
+        "--data-dir", type=Path, default=None, help="default: $JMVAE_DATA_DIR or data/"
+    )
+    fetch.add_argument(
+        "--source",
+        action="append",
+        choices=MNIST_SOURCES,
+        default=None,
+        help="sources to try, in order (default: all)",
+    )
 
     run = sub.add_parser("run", help="train and evaluate one variant; print its metrics")
     run.add_argument("--variant", required=True, help=f"one of: {', '.join(VARIANTS)}")
@@ -48,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--n-prior", type=int, help="prior samples for log p(w)")
     run.add_argument("--n-test", type=int, help="evaluate on the first N test images")
     run.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    run.add_argument("--results-dir", type=Path, default=None,
-                     help="default: $JMVAE_RESULTS_DIR or results/")
+    run.add_argument(
+        "--results-dir", type=Path, default=None, help="default: $JMVAE_RESULTS_DIR or results/"
+    )
     return parser
 
 
@@ -60,7 +68,9 @@ def main(argv=None) -> int:
             sources = tuple(args.source) if args.source else MNIST_SOURCES
             fetch_mnist(args.data_dir, sources=sources)
             return 0
-        overrides = {f: getattr(args, a) for a, f in RUN_FIELDS.items() if getattr(args, a) is not None}
+        overrides = {
+            f: getattr(args, a) for a, f in RUN_FIELDS.items() if getattr(args, a) is not None
+        }
         cfg = make_config(args.profile, **overrides)
         from .pipeline import run_one  # imported late: `jmvae fetch-data` needs no torch model code
 
@@ -68,8 +78,11 @@ def main(argv=None) -> int:
     except (ConfigError, DataError) as e:
         print(f"jmvae: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: metrics[k] for k in ("run_id", "estimators", "accuracy", "wall_time_s")},
-                     indent=2))
+    print(
+        json.dumps(
+            {k: metrics[k] for k in ("run_id", "estimators", "accuracy", "wall_time_s")}, indent=2
+        )
+    )
     return 0
 
 

@@ -31,7 +31,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ConfigError(f"variant={self.variant!r} is unknown; allowed: {', '.join(VARIANTS)}")
+            raise ConfigError(
+                f"variant={self.variant!r} is unknown; allowed: {', '.join(VARIANTS)}"
+            )
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
             raise ConfigError(f"alpha={self.alpha!r} must be a finite number >= 0")
         if self.alpha < 0:
@@ -102,7 +104,9 @@ class RunConfig:
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
+            raise ConfigError(
+                f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -147,7 +151,9 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
     """Build a RunConfig from a profile plus flat overrides (e.g. variant=, alpha=, epochs=)."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
-    parts = {name: dict(PROFILE_SETTINGS[profile].get(name, {})) for name in ("model", "train", "eval")}
+    parts = {
+        name: dict(PROFILE_SETTINGS[profile].get(name, {})) for name in ("model", "train", "eval")
+    }
     owners = {f.name: "model" for f in dataclasses.fields(ModelConfig)}
     owners |= {f.name: "train" for f in dataclasses.fields(TrainConfig)}
     owners |= {f.name: "eval" for f in dataclasses.fields(EvalConfig)}
@@ -155,7 +161,9 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
     dataset = overrides.pop("dataset", "mnist")
     for key, value in overrides.items():
         if key not in owners:
-            raise ConfigError(f"{key}= is not a configuration field; known: {', '.join(sorted(owners))}")
+            raise ConfigError(
+                f"{key}= is not a configuration field; known: {', '.join(sorted(owners))}"
+            )
         parts[owners[key]][key] = value
     return RunConfig(
         model=ModelConfig(**parts["model"]),

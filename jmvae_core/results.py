@@ -69,7 +69,7 @@ def mark_done(folder: Path) -> None:
 
 
 def git_commit() -> str:
-    """Short commit of the repository, with '-dirty' if tracked files changed; 'unknown' outside git."""
+    """Short commit, '-dirty' if jmvae_core has uncommitted changes; 'unknown' outside git."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True

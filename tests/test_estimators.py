@@ -78,8 +78,8 @@ def test_conditional_estimators_with_exact_proposal(name):
     x, w = model.sample(100)
     if name == "pseudo_conditional":
         model.infer_from_w = lambda w_: model.posterior(x, w_)
-    runs = [estimate(model, x, w, [name], k=3, n_prior=5000, generator=_gen(s))[name]
-        for s in range(20)
+    runs = [
+        estimate(model, x, w, [name], k=3, n_prior=5000, generator=_gen(s))[name] for s in range(20)
     ]
     _within_seed_error(runs, model.exact(x, w)["conditional"])
 
@@ -114,7 +114,9 @@ def test_importance_weighted_bound_does_not_decrease_in_k():
     x, w = model.sample(300)
     means = []
     for k in (1, 5, 50, 500):
-        seeds = [estimate(model, x, w, ["joint"], k=k, generator=_gen(s))["joint"] for s in range(5)]
+        seeds = [
+            estimate(model, x, w, ["joint"], k=k, generator=_gen(s))["joint"] for s in range(5)
+        ]
         means.append(torch.stack(seeds).mean().item())
     assert all(a < b for a, b in zip(means[:-1], means[1:], strict=False)), means
     assert means[-1] <= model.exact(x, w)["joint"].mean().item() + 1e-3

@@ -1,0 +1,22 @@
+"""Shared fixtures: tiny configs, and the genuine MNIST files (fetched by the test command)."""
+
+import pytest
+import torch
+
+from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir
+
+
+@pytest.fixture(scope="session")
+def mnist_small():
+    """The first 1,000 training and 200 test images of genuine MNIST, on the CPU."""
+    folder = mnist_dir()
+    if not all((folder / name).exists() for name in MNIST_MD5):
+        pytest.fail(
+            f"MNIST is not in {folder}: the test command runs `jmvae fetch-data mnist` first"
+        )
+    return load_mnist(n_train=1000, n_test=200)
+
+
+@pytest.fixture(autouse=True)
+def _single_seed():
+    torch.manual_seed(0)

@@ -1,0 +1,56 @@
+import math
+
+import pytest
+
+from jmvae_core.config import ConfigError, ModelConfig, RunConfig, make_config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"variant": "jmvae_foo"}, r"variant='jmvae_foo' is unknown; allowed: vae, cvae, cmma"),
+        ({"alpha": -0.1}, r"alpha=-0.1 must be >= 0"),
+        ({"alpha": math.nan}, r"alpha=nan must be a finite number"),
+        ({"alpha": math.inf}, r"alpha=inf must be a finite number"),
+        ({"latent_dim": 0}, r"latent_dim=0 must be a positive integer"),
+        ({"epochs": 0}, r"epochs=0 must be a positive integer"),
+        ({"k": 0}, r"k=0 must be a positive integer"),
+        ({"learning_rate": 1.0}, r"learning_rate= is not a configuration field"),
+        ({"dataset": "svhn"}, r"dataset='svhn' is unknown"),
+    ],
+)
+def test_bad_values_give_one_clear_error(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config("quick", **overrides)
+
+
+def test_unknown_profile_names_the_allowed_ones():
+    with pytest.raises(
+        ConfigError, match="profile='fast' is unknown; allowed: smoke, quick, paper"
+    ):
+        make_config("fast")
+
+
+def test_run_id_is_stable_and_sensitive_to_every_result_field():
+    base = make_config("quick", variant="jmvae_kl", alpha=0.1)
+    assert base.run_id == make_config("quick", variant="jmvae_kl", alpha=0.1).run_id
+    assert base.run_id.startswith("jmvae_kl-a0.1-z64-s1-")
+    for change in ({"alpha": 1.0}, {"seed": 2}, {"k": 10}, {"epochs": 3}, {"clip_norm": None}):
+        assert make_config("quick", **change).run_id != base.run_id, change
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = make_config("smoke", variant="cmma", latent_dim=2)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_profiles_set_what_the_book_promises():
+    assert make_config("quick").train.epochs == 20
+    assert make_config("paper").train.epochs == 500
+    assert make_config("paper").eval.k == 1000 and make_config("paper").eval.n_prior == 5000
+    assert make_config("smoke").eval.n_test is not None
+
+
+def test_model_config_defaults_are_the_papers():
+    m = ModelConfig()
+    assert (m.latent_dim, m.hidden, m.x_dim, m.w_dim) == (64, 512, 784, 10)

@@ -1,0 +1,132 @@
+"""The trainer: learning, exact resume, divergence errors, warm-up, clipping, the run folder."""
+
+import pandas as pd
+import pytest
+import torch
+
+from jmvae_core import pipeline, results
+from jmvae_core import train as train_mod
+from jmvae_core.config import VARIANTS, TrainConfig, make_config
+from jmvae_core.data import MNIST
+from jmvae_core.train import TrainingDiverged, clip_gradients, fit, pick_device, warmup_scales
+
+
+def _subset(d: MNIST, n: int) -> MNIST:
+    return MNIST(d.x_train[:n], d.w_train[:n], d.x_test, d.w_test, 0, d.test_hash)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_short_training_lowers_the_loss(variant, mnist_small):
+    cfg = make_config("smoke", variant=variant, epochs=3, n_train=1000)
+    _, history = fit(cfg, mnist_small, progress=False)
+    assert history[-1]["loss"] < history[0]["loss"] - 5.0, [h["loss"] for h in history]
+
+
+def test_resume_after_interrupt_equals_the_uninterrupted_run(mnist_small, tmp_path):
+    data = _subset(mnist_small, 400)
+    cfg = make_config("smoke", variant="jmvae_kl", epochs=3, n_train=400)
+    straight, hist_a = fit(cfg, data, tmp_path / "a", progress=False)
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, data, tmp_path / "b", progress=False, on_epoch_end=interrupt)
+    assert len(results.load_torch(tmp_path / "b" / train_mod.CHECKPOINT)["history"]) == 2
+    resumed, hist_b = fit(cfg, data, tmp_path / "b", progress=False)
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name  # bitwise on the CPU
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert drop(hist_a) == drop(hist_b)
+
+
+def test_a_non_finite_loss_names_the_epoch_and_term(mnist_small, monkeypatch):
+    real = train_mod.OBJECTIVES["vae"]
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        terms["kl_prior"] = terms["kl_prior"] * float("nan")
+        return terms
+
+    monkeypatch.setitem(train_mod.OBJECTIVES, "vae", poisoned)
+    cfg = make_config("smoke", variant="vae", epochs=2, n_train=200)
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 1: non-finite loss term\(s\) \['kl_prior'\]"
+    ):
+        fit(cfg, _subset(mnist_small, 200), progress=False)
+
+
+def test_warmup_is_linear_and_anneals_alpha_only_when_asked():
+    tc = TrainConfig(warmup_epochs=4)
+    assert [warmup_scales(tc, e) for e in range(5)] == [
+        (0.25, 1.0),
+        (0.5, 1.0),
+        (0.75, 1.0),
+        (1.0, 1.0),
+        (1.0, 1.0),
+    ]
+    assert warmup_scales(TrainConfig(warmup_epochs=2, warmup_alpha=True), 0) == (0.5, 0.5)
+    assert warmup_scales(TrainConfig(), 0) == (1.0, 1.0)
+
+
+def test_clipping_bounds_the_global_norm_then_each_element():
+    p = torch.zeros(100, requires_grad=True)
+    p.grad = torch.cat([torch.full((1,), 50.0), torch.full((99,), 0.1)])
+    clip_gradients([p], TrainConfig())
+    assert float(p.grad.abs().max()) <= 1.0
+    assert float(p.grad.norm()) <= 5.0 + 1e-5
+    q = torch.zeros(3, requires_grad=True)
+    q.grad = torch.tensor([3.0, -4.0, 0.5])
+    clip_gradients([q], TrainConfig(clip_norm=None, clip_value=None))
+    assert q.grad.tolist() == [3.0, -4.0, 0.5]
+
+
+def test_device_is_chosen_or_taken_as_given():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device().type in {"cuda", "mps", "cpu"}
+
+
+def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
+    cfg = make_config(
+        "smoke", variant="jmvae_kl", epochs=1, n_train=200, n_test=50, k=5, n_prior=20
+    )
+    metrics = pipeline.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    folder = results.run_dir("smoke", cfg.run_id, tmp_path)
+    names = {"config.json", "history.csv", "metrics.json", "arrays.npz", "DONE"}
+    assert names <= {p.name for p in folder.iterdir()}
+    assert set(metrics["estimators"]) == {
+        "joint",
+        "marginal",
+        "conditional",
+        "pseudo_marginal",
+        "pseudo_conditional",
+    }
+    for key in (
+        "variant",
+        "alpha",
+        "latent_dim",
+        "seed",
+        "profile",
+        "epochs",
+        "wall_time_s",
+        "device",
+        "torch",
+        "git_commit",
+        "test_hash",
+    ):
+        assert key in metrics, key
+    assert metrics["estimators"]["marginal"]["n_test"] == 50
+    assert len(pd.read_csv(folder / "history.csv")) == 1
+    monkeypatch.setattr(pipeline, "fit", lambda *a, **k: pytest.fail("trained again"))
+    assert pipeline.run_one(cfg, "smoke", device="cpu", root=tmp_path) == metrics
+
+
+def test_a_folder_without_done_is_not_a_result(tmp_path, monkeypatch):
+    cfg = make_config("smoke", variant="vae", epochs=1, n_train=200, n_test=20, k=3)
+    folder = results.run_dir("smoke", cfg.run_id, tmp_path)
+    results.write_json(folder / "metrics.json", {"stale": True})  # a crashed run's leftovers
+    metrics = pipeline.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    assert "stale" not in metrics and results.is_done(folder)
