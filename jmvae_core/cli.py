@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import PROFILES, VARIANTS, ConfigError, make_config
+from .config import PROFILES, VARIANTS, ConfigError, config_from_params
 from .data import MNIST_SOURCES, DataError, fetch_mnist
 
 # command-line flag -> configuration field (only the flags a user actually set are passed on)
@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--results-dir", type=Path, default=None, help="default: $JMVAE_RESULTS_DIR or results/"
     )
+    rep = sub.add_parser("reproduce", help="run a whole profile, the result notebooks, the book")
+    rep.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES)}")
+    rep.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    rep.add_argument("--jobs", type=int, default=1, help="runs executed at once")
+    rep.add_argument("--epochs", type=int, help="override every run's epochs (for trials)")
+    rep.add_argument("--results-dir", type=Path, default=None)
+    rep.add_argument("--book-dir", type=Path, default=None, help="default: the repository")
+    rep.add_argument("--no-build", action="store_true", help="skip jupyter-book build")
     return parser
 
 
@@ -68,21 +76,39 @@ def main(argv=None) -> int:
             sources = tuple(args.source) if args.source else MNIST_SOURCES
             fetch_mnist(args.data_dir, sources=sources)
             return 0
-        overrides = {
-            f: getattr(args, a) for a, f in RUN_FIELDS.items() if getattr(args, a) is not None
-        }
-        cfg = make_config(args.profile, **overrides)
-        from .pipeline import run_one  # imported late: `jmvae fetch-data` needs no torch model code
+        if args.command == "reproduce":
+            return _reproduce(args)
+        params = {field: getattr(args, attr) for attr, field in RUN_FIELDS.items()}
+        cfg = config_from_params(args.profile, **params)
+        from .runs import run_one  # imported late: `jmvae fetch-data` needs no model code
 
         metrics = run_one(cfg, args.profile, device=args.device, root=args.results_dir)
     except (ConfigError, DataError) as e:
         print(f"jmvae: error: {e}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(
-            {k: metrics[k] for k in ("run_id", "estimators", "accuracy", "wall_time_s")}, indent=2
+    keys = ("run_id", "estimators", "accuracy", "wall_time_s")
+    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    return 0
+
+
+def _reproduce(args) -> int:
+    from .pipeline import NotebookFailed, reproduce
+
+    overrides = {"epochs": args.epochs} if args.epochs is not None else None
+    try:
+        summary = reproduce(
+            profile=args.profile,
+            device=args.device,
+            jobs=args.jobs,
+            results_dir=args.results_dir,
+            book_dir=args.book_dir,
+            build=not args.no_build,
+            overrides=overrides,
         )
-    )
+    except NotebookFailed as e:
+        print(f"jmvae: a notebook failed:\n{e}", file=sys.stderr)
+        return 1
+    print(summary)
     return 0
 
 

@@ -42,6 +42,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
+        if self.variant != "jmvae_kl":
+            # alpha is unused elsewhere: fix it so it cannot split identical runs into two ids
+            object.__setattr__(self, "alpha", 0.0)
+        object.__setattr__(self, "alpha", float(self.alpha))
 
 
 @dataclass(frozen=True)
@@ -171,3 +175,34 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
         eval=EvalConfig(**parts["eval"]),
         dataset=dataset,
     )
+
+
+ALPHAS = (0.01, 0.1, 1.0)  # SPEC §2: the paper's exact set is open
+LATENT2_VARIANTS = ("vae", "cvae", "jmvae_zero", "jmvae_kl")  # the 2-D latent figures
+LATENT2_ALPHA = 0.1
+PROFILE_SEEDS = {"smoke": (1,), "quick": (1,), "paper": (1, 2, 3, 4, 5)}
+
+
+def plan(profile: str, **overrides) -> list[RunConfig]:
+    """Every run a profile needs: each variant (JMVAE-kl for every alpha) and seed at latent 64,
+    plus one seed of the 2-D latent runs. `overrides` apply to every run (e.g. epochs=1)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
+    runs = []
+    for seed in PROFILE_SEEDS[profile]:
+        for variant in VARIANTS:
+            for alpha in ALPHAS if variant == "jmvae_kl" else (0.0,):
+                runs.append(
+                    make_config(profile, variant=variant, alpha=alpha, seed=seed, **overrides)
+                )
+    for variant in LATENT2_VARIANTS:
+        alpha = LATENT2_ALPHA if variant == "jmvae_kl" else 0.0
+        runs.append(
+            make_config(profile, variant=variant, alpha=alpha, latent_dim=2, seed=1, **overrides)
+        )
+    return runs
+
+
+def config_from_params(profile: str, **params) -> RunConfig:
+    """make_config for notebook/CLI parameters, where None means "the profile's default"."""
+    return make_config(profile, **{k: v for k, v in params.items() if v is not None})

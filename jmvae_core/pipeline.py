@@ -1,85 +1,186 @@
-"""One run end to end: train (resumable), evaluate every estimator, write the results contract."""
+"""`jmvae reproduce`: every run of a profile through papermill, the result notebooks, the book.
+
+Plan -> for each run not DONE: notebooks/train.ipynb then notebooks/evaluate.ipynb, executed
+into the run's folder -> every result notebook executed in place -> jupyter-book build.
+"""
 
 from __future__ import annotations
 
-import io
+import os
+import shutil
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
+from tqdm import tqdm
 
-from . import estimators, results
-from .config import RunConfig
-from .data import load_mnist
-from .train import fit, pick_device
+from . import results
+from .config import RunConfig, plan
+from .data import REPO_ROOT, fetch_mnist
+
+RUN_NOTEBOOKS = ("train", "evaluate")
+RESULT_NOTEBOOKS = (
+    "setup", "table1", "latent", "alpha", "generation", "claims", "reproducibility", "status",
+)  # fmt: skip
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 
 
-def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None, progress=True):
-    """Train and evaluate one run into results/<profile>/runs/<run_id>/; return its metrics.
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names its executed copy and the failing cell."""
 
-    A run already marked DONE is read back, not recomputed. An interrupted run resumes from
-    its checkpoint. `DONE` is written last, so a crash never leaves a readable half-result.
-    """
-    folder = results.run_dir(profile, cfg.run_id, root)
+
+@dataclass
+class Summary:
+    ran: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    book: Path | None = None
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"ran {len(self.ran)} run(s), {len(self.cached)} cached, {len(self.failed)} failed "
+            f"in {self.seconds:.0f} s"
+        ]
+        lines += [f"  failed: {f}" for f in self.failed]
+        if self.book:
+            lines.append(f"book: {self.book / '_build' / 'html' / 'index.html'}")
+        return "\n".join(lines)
+
+
+def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
+    """papermill parameters that rebuild exactly `cfg` inside train/evaluate.ipynb."""
+    m, t, e = cfg.model, cfg.train, cfg.eval
+    return {
+        "profile": profile, "variant": m.variant, "alpha": m.alpha, "latent_dim": m.latent_dim,
+        "seed": t.seed, "epochs": t.epochs, "warmup_epochs": t.warmup_epochs,
+        "warmup_alpha": t.warmup_alpha, "n_train": t.n_train, "k": e.k, "n_prior": e.n_prior,
+        "n_test": e.n_test, "device": device, "run_id": cfg.run_id,
+    }  # fmt: skip
+
+
+def execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> None:
+    """Execute notebooks/<notebook>.ipynb with papermill into `output`; explain failures."""
+    import papermill as pm
+
+    source = cwd / "notebooks" / f"{notebook}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(source), str(output), parameters=parameters, kernel_name="python3",
+            progress_bar=False, cwd=str(cwd), log_output=False,
+        )  # fmt: skip
+    except pm.PapermillExecutionError as err:
+        raise NotebookFailed(
+            f"{output} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+        ) from err
+
+
+def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
+    folder = results.run_dir(profile, cfg.run_id)
     if results.is_done(folder):
-        return results.read_json(folder / "metrics.json")
-    device = pick_device(device)
+        return "cached"
+    params = run_parameters(cfg, profile, device)
+    for name in RUN_NOTEBOOKS:
+        execute(name, folder / f"{name}.ipynb", params, cwd)
+    return "ran"
+
+
+def _prepare_book_dir(book_dir: Path) -> Path:
+    book_dir = book_dir.resolve()
+    if book_dir != REPO_ROOT.resolve():
+        for name in BOOK_SOURCES:
+            src, dst = REPO_ROOT / name, book_dir / name
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                book_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+    return book_dir
+
+
+def build_book(book_dir: Path) -> None:
+    """jupyter-book build <dir> -W -n --keep-going (warnings are errors)."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir)]
+    done = subprocess.run([*cmd, "-W", "-n", "--keep-going"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"jupyter-book build failed:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+        )
+
+
+def reproduce(
+    profile: str = "quick",
+    device: str | None = None,
+    jobs: int = 1,
+    results_dir: Path | None = None,
+    book_dir: Path | None = None,
+    build: bool = True,
+    overrides: dict | None = None,
+    progress: bool = True,
+) -> Summary:
+    """Run the whole study for a profile; skip DONE runs; return what ran, was cached, failed."""
     start = time.perf_counter()
-    results.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
-    data = load_mnist(
-        device=device,
-        test_binarize_seed=cfg.eval.test_binarize_seed,
-        n_train=cfg.train.n_train,
-        n_test=cfg.eval.n_test,
-    )
-    model, history = fit(cfg, data, folder, device=device, progress=progress)
-    results.write_text(folder / "history.csv", pd.DataFrame(history).to_csv(index=False))
-    values = estimators.evaluate(
-        model,
-        data.x_test,
-        data.w_test,
-        k=cfg.eval.k,
-        n_prior=cfg.eval.n_prior,
-        seed=cfg.eval.eval_seed,
-        progress=progress,
-    )
-    metrics = {
-        "variant": cfg.model.variant,
-        "dataset": cfg.dataset,
-        "alpha": cfg.model.alpha if cfg.model.variant == "jmvae_kl" else None,
-        "latent_dim": cfg.model.latent_dim,
-        "seed": cfg.train.seed,
-        "profile": profile,
-        "epochs": cfg.train.epochs,
-        "run_id": cfg.run_id,
-        "estimators": {
-            name: {**estimators.summarize(v), "k": cfg.eval.k, "n_test": len(v)}
-            for name, v in values.items()
-        },
-        "accuracy": _accuracy(model, data),
-        "test_hash": data.test_hash,
-        "test_binarize_seed": data.test_binarize_seed,
-        "train_time_s": round(sum(row["time_s"] for row in history), 2),
-        "wall_time_s": round(time.perf_counter() - start, 2),
-        **results.provenance(device),
-    }
-    arrays = {f"log_p_{name}": v.astype(np.float32) for name, v in values.items()}
-    results.atomic_write_bytes(folder / "arrays.npz", _npz_bytes(arrays))
-    results.write_json(folder / "metrics.json", metrics)
-    results.mark_done(folder)
-    return metrics
+    cfgs = plan(profile, **(overrides or {}))  # parameter errors surface here, before any work
+    if results_dir is not None:
+        os.environ[results.RESULTS_ENV] = str(Path(results_dir).resolve())  # kernels inherit it
+    fetch_mnist(log=lambda msg: tqdm.write(msg) if progress else None)
+    book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
+    summary = Summary()
+    steps = len(cfgs) + len(RESULT_NOTEBOOKS) + int(build)
+    bar = tqdm(total=steps, desc=f"reproduce {profile}", disable=not progress)
+    if jobs > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_run_one, c, profile, device, book): c for c in cfgs}
+        for future, cfg in futures.items():
+            try:
+                getattr(summary, future.result()).append(cfg.run_id)
+            except NotebookFailed as err:
+                summary.failed.append(str(err))
+            bar.update()
+    if summary.failed:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+        raise NotebookFailed(str(summary))
+    for name in RESULT_NOTEBOOKS:
+        bar.set_postfix_str(name)
+        path = book / "notebooks" / f"{name}.ipynb"
+        execute(name, path, {"profile": profile}, book)
+        bar.update()
+    if build:
+        bar.set_postfix_str("jupyter-book build")
+        build_book(book)
+        summary.book = book
+        bar.update()
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
 
 
-def _accuracy(model, data) -> dict:
-    if not hasattr(model, "p_w_z"):
-        return {}
-    with torch.no_grad():
-        return estimators.label_accuracy(model, data.x_test, data.w_test)
+def notebook_status(profile: str, book_dir: Path = Path(".")):
+    """Execution time of every executed notebook of a profile (papermill metadata) as a table."""
+    import nbformat
+    import pandas as pd
 
-
-def _npz_bytes(arrays: dict) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
+    base = results.results_root() / profile / "runs"
+    paths = [book_dir / "notebooks" / f"{n}.ipynb" for n in RESULT_NOTEBOOKS if n != "status"]
+    paths += sorted(base.glob("*/*.ipynb"))
+    rows = []
+    for path in paths:
+        if not path.exists():
+            continue
+        meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        where = path.parent.name if path.parent.parent == base else "notebooks"
+        rows.append({
+            "notebook": f"{where}/{path.name}",
+            "profile": meta.get("parameters", {}).get("profile"),
+            "seconds": round(float(meta.get("duration") or 0.0), 1),
+            "finished": (meta.get("end_time") or "")[:19],
+            "status": meta.get("exception") and "failed" or ("ok" if meta else "not executed"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -96,3 +96,28 @@ def provenance(device: torch.device) -> dict:
         "python": platform.python_version(),
         "git_commit": git_commit(),
     }
+
+
+def load_runs(profile: str, root: Path | None = None) -> list[dict]:
+    """metrics.json of every finished (DONE) run of a profile, with its folder under 'path'.
+
+    Unfinished folders are skipped: a crashed run is never read as a result.
+    """
+    base = Path(root if root is not None else results_root()) / profile / "runs"
+    runs = []
+    for folder in sorted(base.glob("*/")):
+        if is_done(folder):
+            runs.append({**read_json(folder / "metrics.json"), "path": str(folder)})
+    if not runs:
+        raise FileNotFoundError(
+            f"no finished runs in {base}; produce them with `jmvae reproduce --profile {profile}`"
+        )
+    return runs
+
+
+def load_arrays(run: dict) -> dict:
+    """The figure arrays (arrays.npz) of a run returned by load_runs."""
+    import numpy as np
+
+    with np.load(Path(run["path"]) / "arrays.npz") as npz:
+        return dict(npz)

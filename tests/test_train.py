@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from jmvae_core import pipeline, results
+from jmvae_core import results, runs
 from jmvae_core import train as train_mod
 from jmvae_core.config import VARIANTS, TrainConfig, make_config
 from jmvae_core.data import MNIST
@@ -93,7 +93,7 @@ def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
     cfg = make_config(
         "smoke", variant="jmvae_kl", epochs=1, n_train=200, n_test=50, k=5, n_prior=20
     )
-    metrics = pipeline.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
     folder = results.run_dir("smoke", cfg.run_id, tmp_path)
     names = {"config.json", "history.csv", "metrics.json", "arrays.npz", "DONE"}
     assert names <= {p.name for p in folder.iterdir()}
@@ -120,13 +120,13 @@ def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
         assert key in metrics, key
     assert metrics["estimators"]["marginal"]["n_test"] == 50
     assert len(pd.read_csv(folder / "history.csv")) == 1
-    monkeypatch.setattr(pipeline, "fit", lambda *a, **k: pytest.fail("trained again"))
-    assert pipeline.run_one(cfg, "smoke", device="cpu", root=tmp_path) == metrics
+    monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("trained again"))
+    assert runs.run_one(cfg, "smoke", device="cpu", root=tmp_path) == metrics
 
 
 def test_a_folder_without_done_is_not_a_result(tmp_path, monkeypatch):
     cfg = make_config("smoke", variant="vae", epochs=1, n_train=200, n_test=20, k=3)
     folder = results.run_dir("smoke", cfg.run_id, tmp_path)
     results.write_json(folder / "metrics.json", {"stale": True})  # a crashed run's leftovers
-    metrics = pipeline.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
     assert "stale" not in metrics and results.is_done(folder)

@@ -1,0 +1,127 @@
+"""One run end to end: train (resumable), evaluate every estimator, write the results contract.
+
+A run folder passes through two markers: TRAINED (weights and history final) and DONE
+(metrics and arrays written). Each is written last in its step, so a killed step is redone
+(training resumes from its checkpoint) and no reader ever sees a half-result.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import estimators, results
+from .config import RunConfig
+from .data import load_mnist
+from .generate import figure_arrays
+from .models import build_model
+from .train import CHECKPOINT, fit, pick_device
+
+TRAINED = "TRAINED"
+
+
+class RunMissing(FileNotFoundError):
+    """A step needs a run that has not been produced yet; the message names the command."""
+
+
+def _data(cfg: RunConfig, device):
+    return load_mnist(
+        device=device,
+        test_binarize_seed=cfg.eval.test_binarize_seed,
+        n_train=cfg.train.n_train,
+        n_test=cfg.eval.n_test,
+    )
+
+
+def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> list[dict]:
+    """Train (or resume) one run into its folder; return its per-epoch history."""
+    folder = results.run_dir(profile, cfg.run_id, root)
+    if (folder / TRAINED).exists():
+        return pd.read_csv(folder / "history.csv").to_dict("records")
+    device = pick_device(device)
+    results.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
+    _, history = fit(cfg, _data(cfg, device), folder, device=device, progress=progress)
+    results.write_text(folder / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    results.write_json(folder / TRAINED, results.provenance(device))
+    return history
+
+
+def load_trained(cfg: RunConfig, profile: str, device=None, root=None):
+    """The trained model of a run (from its checkpoint), in eval mode."""
+    folder = results.run_dir(profile, cfg.run_id, root)
+    if not (folder / TRAINED).exists() or not (folder / CHECKPOINT).exists():
+        raise RunMissing(
+            f"run {cfg.run_id} is not trained in {folder}; "
+            f"train it with `jmvae reproduce --profile {profile}`"
+        )
+    device = pick_device(device)
+    model = build_model(cfg.model).to(device)
+    model.load_state_dict(results.load_torch(folder / CHECKPOINT, device)["model"])
+    return model.eval()
+
+
+def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> dict:
+    """Every estimator of the run's variant, label accuracy and figure arrays; writes DONE."""
+    folder = results.run_dir(profile, cfg.run_id, root)
+    if results.is_done(folder):
+        return results.read_json(folder / "metrics.json")
+    device = pick_device(device)
+    model = load_trained(cfg, profile, device, root)
+    data = _data(cfg, device)
+    start = time.perf_counter()
+    e = cfg.eval
+    values = estimators.evaluate(
+        model, data.x_test, data.w_test, k=e.k, n_prior=e.n_prior, seed=e.eval_seed,
+        progress=progress,
+    )  # fmt: skip
+    eval_time = time.perf_counter() - start
+    history = pd.read_csv(folder / "history.csv")
+    metrics = {
+        "variant": cfg.model.variant,
+        "dataset": cfg.dataset,
+        "alpha": cfg.model.alpha if cfg.model.variant == "jmvae_kl" else None,
+        "latent_dim": cfg.model.latent_dim,
+        "seed": cfg.train.seed,
+        "profile": profile,
+        "epochs": cfg.train.epochs,
+        "run_id": cfg.run_id,
+        "estimators": {
+            name: {**estimators.summarize(v), "k": e.k, "n_test": len(v)}
+            for name, v in values.items()
+        },
+        "accuracy": estimators.label_accuracy(model, data.x_test, data.w_test)
+        if hasattr(model, "p_w_z")
+        else {},
+        "final_loss": float(history["loss"].iloc[-1]),
+        "test_hash": data.test_hash,
+        "test_binarize_seed": data.test_binarize_seed,
+        "train_time_s": round(float(history["time_s"].sum()), 2),
+        "eval_time_s": round(eval_time, 2),
+        "wall_time_s": round(float(history["time_s"].sum()) + eval_time, 2),
+        **results.provenance(device),
+    }
+    arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
+    results.atomic_write_bytes(folder / "arrays.npz", _npz_bytes(arrays))
+    results.write_json(folder / "metrics.json", metrics)
+    results.mark_done(folder)
+    return metrics
+
+
+def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None, progress=True):
+    """Train and evaluate one run into results/<profile>/runs/<run_id>/; return its metrics.
+
+    A run already marked DONE is read back, not recomputed; an interrupted one resumes.
+    """
+    if not results.is_done(results.run_dir(profile, cfg.run_id, root)):
+        train_run(cfg, profile, device, root, progress)
+    return evaluate_run(cfg, profile, device, root, progress)
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()

@@ -1,0 +1,214 @@
+"""Pure functions: run metrics -> DataFrames for the paper's tables and the claims (SPEC §4-5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ESTIMATOR_ORDER = ["joint", "marginal", "conditional", "pseudo_marginal", "pseudo_conditional"]
+ESTIMATOR_LABELS = {
+    "joint": "log p(x,w)",
+    "marginal": "log p(x)",
+    "conditional": "log p(x|w)",
+    "pseudo_marginal": "log p(x), single input",
+    "pseudo_conditional": "log p(x|w), single input",
+}
+VARIANT_LABELS = {
+    "vae": "VAE",
+    "cvae": "CVAE",
+    "cmma": "CMMA",
+    "jmvae_zero": "JMVAE-zero",
+    "jmvae_kl": "JMVAE-kl",
+}
+NOT_AVAILABLE = "not available"
+
+# The only number of the paper's Table 1 that its text gives (SPEC §4).
+PAPER = {
+    ("jmvae_kl", 0.1, "marginal"): -86.86,
+}
+PAPER_SOURCE = (
+    "Suzuki, Nakayama & Matsuo (2016), arXiv:1611.01891, Table 1: JMVAE on MNIST, log p(x) "
+    "with proposal q(z|x,w) and k = 1000; compared here with JMVAE-kl, alpha = 0.1."
+)
+
+
+def run_label(variant: str, alpha=None) -> str:
+    label = VARIANT_LABELS[variant]
+    return f"{label} (α={alpha:g})" if variant == "jmvae_kl" else label
+
+
+def long_table(runs: list[dict]) -> pd.DataFrame:
+    """One row per (run, estimator): variant, alpha, latent_dim, seed, estimator, mean, sem."""
+    rows = []
+    for r in runs:
+        for name, est in r["estimators"].items():
+            rows.append({
+                "variant": r["variant"], "alpha": r["alpha"] or 0.0, "latent_dim": r["latent_dim"],
+                "seed": r["seed"], "epochs": r["epochs"], "estimator": name,
+                "mean": est["mean"], "sem": est["sem"], "k": est["k"], "n_test": est["n_test"],
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summary(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
+    """Per (variant, alpha, estimator): mean over seeds, sd over seeds, mean test-set SE, seeds."""
+    df = long_table(runs)
+    df = df[df["latent_dim"] == latent_dim]
+    g = df.groupby(["variant", "alpha", "estimator"], sort=False)
+    out = g.agg(
+        mean=("mean", "mean"), sd=("mean", "std"), sem=("sem", "mean"), seeds=("seed", "nunique")
+    )
+    return out.reset_index()
+
+
+def _order(df: pd.DataFrame) -> pd.DataFrame:
+    rank = {v: i for i, v in enumerate(VARIANT_LABELS)}
+    return df.assign(_r=df["variant"].map(rank)).sort_values(["_r", "alpha"]).drop(columns="_r")
+
+
+def table1(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
+    """Table 1 of the study: rows = models, columns = estimators, 'mean ± spread' strings.
+
+    The spread is the sd over seeds when there are several, else the test-set standard error.
+    """
+    s = _order(summary(runs, latent_dim))
+    spread = np.where(s["seeds"] > 1, s["sd"], s["sem"])
+    s = s.assign(
+        model=[run_label(v, a) for v, a in zip(s["variant"], s["alpha"], strict=True)],
+        cell=[f"{m:.2f} ± {e:.2f}" for m, e in zip(s["mean"], spread, strict=True)],
+    )
+    wide = s.pivot(index="model", columns="estimator", values="cell")
+    models = list(dict.fromkeys(s["model"]))
+    cols = [c for c in ESTIMATOR_ORDER if c in wide.columns]
+    wide = wide.loc[models, cols].fillna("—")
+    return wide.rename(columns=ESTIMATOR_LABELS)
+
+
+def paper_table(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
+    """The paper's values in table1's layout: known cells filled, the others 'not available'."""
+    s = _order(summary(runs, latent_dim))
+    models = list(
+        dict.fromkeys(run_label(v, a) for v, a in zip(s["variant"], s["alpha"], strict=True))
+    )
+    cols = [c for c in ESTIMATOR_ORDER if c in set(s["estimator"])]
+    out = pd.DataFrame(NOT_AVAILABLE, index=models, columns=cols)
+    for (variant, alpha, est), value in PAPER.items():
+        label = run_label(variant, alpha)
+        if label in out.index and est in out.columns:
+            out.loc[label, est] = f"{value:.2f}"
+    return out.rename(columns=ESTIMATOR_LABELS)
+
+
+def paper_gap(runs: list[dict]) -> dict:
+    """Our value, the paper's, and the difference for every cell the paper gives."""
+    s = summary(runs)
+    out = {}
+    for (variant, alpha, est), value in PAPER.items():
+        row = s[(s["variant"] == variant) & np.isclose(s["alpha"], alpha) & (s["estimator"] == est)]
+        if len(row):
+            ours = float(row["mean"].iloc[0])
+            out[f"{variant}_{alpha:g}_{est}"] = {"ours": ours, "paper": value, "gap": ours - value}
+    return out
+
+
+def alpha_table(runs: list[dict]) -> pd.DataFrame:
+    """JMVAE-kl estimates against alpha (latent 64): rows alpha, columns estimators (means)."""
+    s = summary(runs)
+    s = s[s["variant"] == "jmvae_kl"]
+    wide = s.pivot(index="alpha", columns="estimator", values="mean").sort_index()
+    return wide[[c for c in ESTIMATOR_ORDER if c in wide.columns]]
+
+
+def accuracy_table(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
+    """Label accuracy of argmax p(w|z) per JMVAE model: image-only and both-input inference."""
+    rows = []
+    for r in runs:
+        if r["accuracy"] and r["latent_dim"] == latent_dim:
+            rows.append(
+                {
+                    "variant": r["variant"],
+                    "alpha": r["alpha"] or 0.0,
+                    "seed": r["seed"],
+                    **r["accuracy"],
+                }
+            )
+    df = _order(pd.DataFrame(rows))
+    df["model"] = [run_label(v, a) for v, a in zip(df["variant"], df["alpha"], strict=True)]
+    return df.groupby("model", sort=False)[["w_from_x", "w_from_xw"]].mean()
+
+
+def _get(s: pd.DataFrame, variant: str, est: str, alpha: float = 0.0):
+    row = s[(s["variant"] == variant) & np.isclose(s["alpha"], alpha) & (s["estimator"] == est)]
+    return float(row["mean"].iloc[0]) if len(row) else None
+
+
+def _acc(runs, variant, alpha=0.0, key="w_from_x"):
+    vals = [r["accuracy"][key] for r in runs if r["variant"] == variant and r["latent_dim"] == 64
+            and np.isclose(r["alpha"] or 0.0, alpha) and r["accuracy"]]  # fmt: skip
+    return float(np.mean(vals)) if vals else None
+
+
+def _verdict(strong: bool, weak: bool) -> str:
+    return "supported" if strong else ("partly supported" if weak else "not supported")
+
+
+def claims(runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
+    """Each claim of SPEC §5 with the evidence from these runs and a verdict from fixed rules."""
+    s = summary(runs)
+    rows = []
+    vae = _get(s, "vae", "marginal")
+    jm = {a: _get(s, "jmvae_kl", "marginal", a) for a in sorted(set(s["alpha"])) if a > 0}
+    jm["zero"] = _get(s, "jmvae_zero", "marginal")
+    jm = {k: v for k, v in jm.items() if v is not None}
+    if vae is not None and jm:
+        best_key = max(jm, key=jm.get)
+        best = jm[best_key]
+        name = "JMVAE-zero" if best_key == "zero" else f"JMVAE-kl (α={best_key:g})"
+        rows.append({
+            "claim": "1. JMVAE's log p(x) matches or improves on a VAE's",
+            "evidence": f"log p(x): best JMVAE {name} {best:.2f} vs VAE {vae:.2f} "
+                        f"(Δ {best - vae:+.2f} nats)",
+            "rule": "supported if Δ ≥ −0.5 nats; partly if Δ ≥ −2",
+            "verdict": _verdict(best - vae >= -0.5, best - vae >= -2.0),
+        })  # fmt: skip
+    acc = _acc(runs, "jmvae_kl", alpha)
+    pc, pm = (
+        _get(s, "jmvae_kl", "pseudo_conditional", alpha),
+        _get(s, "jmvae_kl", "pseudo_marginal", alpha),
+    )
+    if acc is not None and pc is not None and pm is not None:
+        gain = pc - pm
+        rows.append({
+            "claim": "2. JMVAE generates in both directions (x→w and w→x); a CVAE only w→x",
+            "evidence": f"JMVAE-kl (α={alpha:g}): label accuracy from q(z|x) {acc:.3f}; "
+                        f"log p(x|w) − log p(x) with single inputs {gain:+.2f} nats",
+            "rule": "supported if accuracy ≥ 0.9 and the label raises log p(x); "
+                    "partly if one holds",
+            "verdict": _verdict(acc >= 0.9 and gain > 0, acc >= 0.9 or gain > 0),
+        })  # fmt: skip
+    zpm, zpc = _get(s, "jmvae_zero", "pseudo_marginal"), _get(s, "jmvae_zero", "pseudo_conditional")
+    joints = {a: _get(s, "jmvae_kl", "joint", a) for a in sorted(set(s["alpha"])) if a > 0}
+    joints = {a: v for a, v in joints.items() if v is not None}
+    if None not in (zpm, zpc, pm, pc) and len(joints) >= 2:
+        d1, d2 = pm - zpm, pc - zpc
+        lo, hi = min(joints), max(joints)
+        trade = joints[hi] < joints[lo]
+        rows.append({
+            "claim": "3. With a modality missing, JMVAE-kl avoids JMVAE-zero's collapse; α trades "
+                     "this against the joint likelihood",
+            "evidence": f"single-input log p(x): kl {pm:.2f} vs zero {zpm:.2f} (Δ {d1:+.2f}); "
+                        f"single-input log p(x|w): Δ {d2:+.2f}; log p(x,w) at α={lo:g} "
+                        f"{joints[lo]:.2f}, at α={hi:g} {joints[hi]:.2f}",
+            "rule": "supported if both Δ > 1 nat and log p(x,w) falls as α grows; "
+                    "partly if both Δ > 0",
+            "verdict": _verdict(d1 > 1 and d2 > 1 and trade, d1 > 0 and d2 > 0),
+        })  # fmt: skip
+    rows.append(
+        {
+            "claim": "4. It scales to 64×64 faces + 40 attributes; JMVAE-GAN beats GAN baselines",
+            "evidence": "CelebA is not part of this MNIST chapter",
+            "rule": "—",
+            "verdict": "not tested here",
+        }
+    )
+    return pd.DataFrame(rows)
