@@ -141,13 +141,20 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         "eval": {"k": 20, "n_prior": 200, "n_test": 500},
     },
     "quick": {
-        "train": {"epochs": 20},
-        "eval": {"k": 1000, "n_prior": 5000},
+        "train": {"epochs": 10},
+        "eval": {"k": 100, "n_prior": 1000},
     },
     "paper": {
         "train": {"epochs": 500, "warmup_epochs": 200, "warmup_alpha": True},
         "eval": {"k": 1000, "n_prior": 5000},
     },
+}
+
+
+PROFILE_NOTES = {
+    "smoke": "a pipeline check on a subset of the data; its numbers are meaningless",
+    "quick": "the full data with a shortened schedule (10 epochs, k = 100), sized for a 2-core CPU",
+    "paper": "the paper's protocol: 500 epochs, k = 1000, N = 5000, five seeds",
 }
 
 

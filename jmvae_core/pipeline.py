@@ -89,6 +89,39 @@ def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
     return "ran"
 
 
+def inputs_key(notebook: Path, profile: str) -> str:
+    """Hash of what a result notebook reads: its code cells, the profile, every run's metrics."""
+    import hashlib
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    h = hashlib.sha256(profile.encode())
+    for cell in nb.cells:
+        if "injected-parameters" not in cell.metadata.get("tags", []):
+            h.update(cell.source.encode())
+    for metrics in sorted((results.results_root() / profile / "runs").glob("*/metrics.json")):
+        if results.is_done(metrics.parent):
+            h.update(metrics.read_bytes())
+    return h.hexdigest()
+
+
+def _stored_key(notebook: Path) -> str | None:
+    import nbformat
+
+    meta = nbformat.read(notebook, as_version=4).metadata
+    ran_ok = "papermill" in meta and not meta["papermill"].get("exception")
+    return meta.get("jmvae", {}).get("inputs") if ran_ok else None
+
+
+def _store_key(notebook: Path, key: str) -> None:
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["jmvae"] = {"inputs": key}
+    results.write_text(notebook, nbformat.writes(nb))
+
+
 def _prepare_book_dir(book_dir: Path) -> Path:
     book_dir = book_dir.resolve()
     if book_dir != REPO_ROOT.resolve():
@@ -150,7 +183,10 @@ def reproduce(
     for name in RESULT_NOTEBOOKS:
         bar.set_postfix_str(name)
         path = book / "notebooks" / f"{name}.ipynb"
-        execute(name, path, {"profile": profile}, book)
+        key = inputs_key(path, profile)
+        if name == "status" or _stored_key(path) != key:
+            execute(name, path, {"profile": profile}, book)
+            _store_key(path, key)
         bar.update()
     if build:
         bar.set_postfix_str("jupyter-book build")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are rendered to files and notebooks, never to a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
 LOSS_TERMS = ["loss", "rec_x", "rec_w", "kl_prior", "kl_cond", "kl_x", "kl_w"]
 

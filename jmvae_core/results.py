@@ -98,15 +98,20 @@ def provenance(device: torch.device) -> dict:
     }
 
 
-def load_runs(profile: str, root: Path | None = None) -> list[dict]:
-    """metrics.json of every finished (DONE) run of a profile, with its folder under 'path'.
+def load_runs(profile: str, root: Path | None = None, planned_only: bool = True) -> list[dict]:
+    """metrics.json of the finished (DONE) runs of a profile, with its folder under 'path'.
 
-    Unfinished folders are skipped: a crashed run is never read as a result.
+    By default only the runs of the profile's plan are returned, so an extra run made by hand
+    (e.g. `jmvae run --epochs 40`) never slips into a table. Unfinished folders are skipped:
+    a crashed run is never read as a result.
     """
+    from .config import plan
+
     base = Path(root if root is not None else results_root()) / profile / "runs"
+    wanted = {cfg.run_id for cfg in plan(profile)} if planned_only else None
     runs = []
     for folder in sorted(base.glob("*/")):
-        if is_done(folder):
+        if is_done(folder) and (wanted is None or folder.name in wanted):
             runs.append({**read_json(folder / "metrics.json"), "path": str(folder)})
     if not runs:
         raise FileNotFoundError(

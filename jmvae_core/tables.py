@@ -212,3 +212,30 @@ def claims(runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
         }
     )
     return pd.DataFrame(rows)
+
+
+def caption(runs: list[dict], profile: str) -> str:
+    """Which profile made these numbers, with its epochs, k, seeds and test-set size."""
+    from .config import PROFILE_NOTES
+
+    def join(values):
+        return ", ".join(str(v) for v in sorted(set(values)))
+
+    est = [e for r in runs for e in r["estimators"].values()]
+    return (
+        f"{profile} profile ({PROFILE_NOTES[profile]}): {join(r['epochs'] for r in runs)} epochs, "
+        f"k = {join(e['k'] for e in est)}, seeds {join(r['seed'] for r in runs)}, "
+        f"{join(e['n_test'] for e in est)} test images"
+    )
+
+
+def schedule_table(runs: list[dict], variant="jmvae_kl", alpha=0.1) -> pd.DataFrame:
+    """log p(x) of one model trained for different numbers of epochs (all stored runs)."""
+    rows = [
+        {"epochs": r["epochs"], "k": r["estimators"]["marginal"]["k"],
+         "log p(x)": round(r["estimators"]["marginal"]["mean"], 2),
+         "± sem": round(r["estimators"]["marginal"]["sem"], 2), "final loss": r.get("final_loss")}
+        for r in runs
+        if r["variant"] == variant and np.isclose(r["alpha"] or 0.0, alpha) and r["latent_dim"] == 64
+    ]  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["epochs", "k"]).reset_index(drop=True)

@@ -109,6 +109,8 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].to("cpu"))
         history = state["history"]
+        if progress and len(history) < tc.epochs:
+            tqdm.write(f"{cfg.run_id}: resuming from the checkpoint after epoch {len(history)}")
     model.train()
     epochs = range(len(history), tc.epochs)
     bar = tqdm(epochs, desc=cfg.run_id, disable=not progress, initial=len(history), total=tc.epochs)

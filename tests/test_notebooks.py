@@ -1,0 +1,35 @@
+"""The committed result notebooks re-execute to their committed outputs (strict nbval).
+
+A change that moves a published number therefore fails here until the notebooks are re-run
+with `jmvae reproduce` and committed.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jmvae_core.pipeline import RESULT_NOTEBOOKS
+
+ROOT = Path(__file__).resolve().parent.parent
+STRICT = [n for n in RESULT_NOTEBOOKS if n != "status"]  # status reports execution times
+
+
+def test_result_notebooks_are_committed_executed():
+    for name in RESULT_NOTEBOOKS:
+        nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        meta = nb.metadata.get("papermill", {})
+        assert meta and not meta.get("exception"), f"{name}.ipynb is not an executed notebook"
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("name", STRICT)
+def test_result_notebook_reproduces_its_outputs(name):
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval"]
+    cmd += ["--sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")]
+    done = subprocess.run(
+        [*cmd, str(ROOT / "notebooks" / f"{name}.ipynb")], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout[-4000:]

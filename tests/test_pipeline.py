@@ -1,0 +1,92 @@
+"""The smoke profile end to end through papermill: runs, result notebooks, book, caching."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jmvae_core import pipeline, results
+from jmvae_core.config import ConfigError, plan
+from jmvae_core.data import load_mnist
+from jmvae_core.train import CHECKPOINT, fit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, monkeypatch_module):
+    """One smoke reproduction, with one run interrupted after its first epoch beforehand."""
+    base = tmp_path_factory.mktemp("smoke")
+    monkeypatch_module.setenv(results.RESULTS_ENV, str(base / "results"))
+    cfg = plan("smoke")[5]  # JMVAE-kl, alpha 0.1
+
+    def interrupt(row):
+        raise KeyboardInterrupt
+
+    folder = results.run_dir("smoke", cfg.run_id)
+    data = load_mnist(n_train=cfg.train.n_train, n_test=cfg.eval.n_test)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, data, folder, device="cpu", progress=False, on_epoch_end=interrupt)
+    assert (folder / CHECKPOINT).exists() and not results.is_done(folder)
+    summary = pipeline.reproduce("smoke", device="cpu", book_dir=base / "book", progress=False)
+    return base, summary, cfg
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_every_run_is_done_and_every_page_built(smoke):
+    base, summary, _ = smoke
+    assert len(summary.ran) == len(plan("smoke")) and not summary.failed
+    for cfg in plan("smoke"):
+        assert results.is_done(results.run_dir("smoke", cfg.run_id))
+    html = base / "book" / "_build" / "html"
+    for name in pipeline.RESULT_NOTEBOOKS:
+        page = (html / "notebooks" / f"{name}.html").read_text()
+        assert "Traceback" not in page, name
+    assert "smoke profile" in (html / "notebooks" / "table1.html").read_text()
+
+
+def test_the_interrupted_run_resumed_from_its_checkpoint(smoke):
+    _, _, cfg = smoke
+    nb = nbformat.read(results.run_dir("smoke", cfg.run_id) / "train.ipynb", as_version=4)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert "resuming from the checkpoint after epoch 1" in text
+
+
+def test_a_second_reproduce_trains_nothing_and_is_fast(smoke):
+    base, _, _ = smoke
+    start = time.perf_counter()
+    again = pipeline.reproduce("smoke", device="cpu", book_dir=base / "book", progress=False)
+    assert again.ran == [] and len(again.cached) == len(plan("smoke"))
+    assert time.perf_counter() - start < 60
+
+
+def test_smoke_training_notebooks_pass_nbval_lax(smoke):
+    base, _, _ = smoke
+    notebooks = sorted((base / "results" / "smoke" / "runs").glob("vae-z64*/*.ipynb"))
+    assert len(notebooks) == 2
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax"]
+    done = subprocess.run([*cmd, *map(str, notebooks)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"profile": "fast"}, "profile='fast' is unknown"),
+        ({"overrides": {"epochs": 0}}, "epochs=0 must be a positive integer"),
+    ],
+)
+def test_parameter_errors_fail_before_any_work(kwargs, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "fetch_mnist", lambda **_: pytest.fail("started work"))
+    with pytest.raises(ConfigError, match=message):
+        pipeline.reproduce(**{"profile": "smoke", **kwargs}, results_dir=tmp_path)

@@ -1,0 +1,67 @@
+"""Tables and claims from synthetic metrics: layout, 'not available' cells, verdict rules."""
+
+import pandas as pd
+import pytest
+
+from jmvae_core import tables
+
+
+def _run(variant, alpha=None, seed=1, latent=64, **est):
+    estimators = {k: {"mean": v, "sem": 0.1, "k": 1000, "n_test": 10000} for k, v in est.items()}
+    acc = {"w_from_x": est.pop("_acc", 0.95), "w_from_xw": 0.99} if "jmvae" in variant else {}
+    return {"variant": variant, "alpha": alpha, "seed": seed, "latent_dim": latent, "epochs": 20,
+            "estimators": estimators, "accuracy": acc}  # fmt: skip
+
+
+def _study(kl_pm=-95.0, zero_pm=-110.0, vae=-90.0, kl=-89.0, acc=0.97, joint_hi=-92.0):
+    full = dict(joint=-91.0, conditional=-88.0, pseudo_conditional=-93.0)
+    return [
+        _run("vae", marginal=vae),
+        _run("cvae", conditional=-87.0),
+        _run(
+            "jmvae_zero",
+            marginal=-89.5,
+            pseudo_marginal=zero_pm,
+            **{**full, "pseudo_conditional": -112.0},
+        ),
+        _run("jmvae_kl", 0.01, marginal=kl, pseudo_marginal=kl_pm, **{**full, "joint": -90.0}),
+        _run("jmvae_kl", 0.1, marginal=kl, pseudo_marginal=kl_pm, **full),
+        _run(
+            "jmvae_kl", 1.0, marginal=kl - 1, pseudo_marginal=kl_pm, **{**full, "joint": joint_hi}
+        ),
+        _run("jmvae_kl", 0.1, latent=2, marginal=-140.0, pseudo_marginal=-150.0, **full),
+    ]
+
+
+def test_table1_has_one_row_per_model_and_marks_missing_estimators():
+    t = tables.table1(_study())
+    assert list(t.index) == ["VAE", "CVAE", "JMVAE-zero", "JMVAE-kl (α=0.01)", "JMVAE-kl (α=0.1)",
+                             "JMVAE-kl (α=1)"]  # fmt: skip
+    assert t.loc["JMVAE-kl (α=0.1)", "log p(x)"] == "-89.00 ± 0.10"  # latent-2 run excluded
+    assert t.loc["VAE", "log p(x,w)"] == "—"
+
+
+def test_spread_is_the_sd_over_seeds_when_there_are_several():
+    runs = [_run("vae", seed=1, marginal=-90.0), _run("vae", seed=2, marginal=-92.0)]
+    assert tables.table1(runs).loc["VAE", "log p(x)"] == "-91.00 ± 1.41"
+
+
+def test_paper_table_fills_only_the_cell_the_paper_gives():
+    p = tables.paper_table(_study())
+    assert p.loc["JMVAE-kl (α=0.1)", "log p(x)"] == "-86.86"
+    values = p.to_numpy().ravel().tolist()
+    assert values.count(tables.NOT_AVAILABLE) == len(values) - 1
+    gap = tables.paper_gap(_study())["jmvae_kl_0.1_marginal"]
+    assert gap["gap"] == pytest.approx(-89.0 + 86.86)
+
+
+def test_claim_verdicts_follow_their_rules():
+    verdicts = tables.claims(_study()).set_index(pd.Index([1, 2, 3, 4]))["verdict"]
+    assert verdicts[1] == "supported"  # JMVAE -89 vs VAE -90
+    assert verdicts[2] == "supported"  # accuracy 0.97, -93 > -95
+    assert verdicts[3] == "supported"  # kl -95 vs zero -110, joint falls with alpha
+    assert verdicts[4] == "not tested here"
+    worse = tables.claims(_study(vae=-80.0, kl_pm=-120.0, joint_hi=-80.0))["verdict"].tolist()
+    assert worse[0] == "not supported" and worse[2] == "not supported"
+    partly = tables.claims(_study(joint_hi=-85.0))["verdict"].tolist()
+    assert partly[2] == "partly supported"  # collapse avoided but no trade-off in alpha
