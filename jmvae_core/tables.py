@@ -236,6 +236,7 @@ def schedule_table(runs: list[dict], variant="jmvae_kl", alpha=0.1) -> pd.DataFr
          "log p(x)": round(r["estimators"]["marginal"]["mean"], 2),
          "± sem": round(r["estimators"]["marginal"]["sem"], 2), "final loss": r.get("final_loss")}
         for r in runs
-        if r["variant"] == variant and np.isclose(r["alpha"] or 0.0, alpha) and r["latent_dim"] == 64
+        if r["variant"] == variant and np.isclose(r["alpha"] or 0.0, alpha)
+        and r["latent_dim"] == 64
     ]  # fmt: skip
     return pd.DataFrame(rows).sort_values(["epochs", "k"]).reset_index(drop=True)
