@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="run a whole profile, the result notebooks, the book")
     rep.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES)}")
     rep.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    rep.add_argument("--jobs", type=int, default=1, help="runs executed at once")
+    rep.add_argument(
+        "--jobs", type=int, default=None, help="runs at once (default: CPU cores, or 1 on a GPU)"
+    )
     rep.add_argument("--epochs", type=int, help="override every run's epochs (for trials)")
     rep.add_argument("--results-dir", type=Path, default=None)
     rep.add_argument("--book-dir", type=Path, default=None, help="default: the repository")

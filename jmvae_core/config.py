@@ -141,7 +141,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
         "eval": {"k": 20, "n_prior": 200, "n_test": 500},
     },
     "quick": {
-        "train": {"epochs": 10},
+        "train": {"epochs": 12},
         "eval": {"k": 100, "n_prior": 1000},
     },
     "paper": {
@@ -153,7 +153,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
 
 PROFILE_NOTES = {
     "smoke": "a pipeline check on a subset of the data; its numbers are meaningless",
-    "quick": "the full data with a shortened schedule (10 epochs, k = 100), sized for a 2-core CPU",
+    "quick": "the full data with a shortened schedule (12 epochs, k = 100), sized for a 2-core CPU",
     "paper": "the paper's protocol: 500 epochs, k = 1000, N = 5000, five seeds",
 }
 

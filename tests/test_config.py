@@ -45,7 +45,7 @@ def test_config_round_trips_through_a_dict():
 
 
 def test_profiles_set_what_the_book_promises():
-    assert make_config("quick").train.epochs == 10
+    assert make_config("quick").train.epochs == 12
     assert make_config("paper").train.epochs == 500
     assert make_config("paper").eval.k == 1000 and make_config("paper").eval.n_prior == 5000
     assert make_config("smoke").eval.n_test is not None
