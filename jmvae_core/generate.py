@@ -81,3 +81,17 @@ def figure_arrays(model, x, w, seed: int) -> dict[str, np.ndarray]:
         arrays["joint_images"] = to_u8(joint[0])
         arrays["joint_labels"] = joint[1].to(torch.uint8).cpu().numpy()
     return arrays
+
+
+@torch.no_grad()
+def coherence(model, generator, n: int = 100) -> float | None:
+    """Label -> image -> label: the fraction of images sampled from each label (binarised draws
+    of label_to_image) that the model's own image -> label path, argmax p(w|z) at the mean of
+    q(z|x) or q(z|x,0), returns to that label. None for models without p(w|z)."""
+    if not hasattr(model, "p_w_z"):
+        return None
+    means = label_to_image(model, generator, n)
+    x = torch.bernoulli(means.reshape(-1, means.shape[-1]), generator=generator)
+    labels = torch.arange(means.shape[0], device=x.device).repeat_interleave(n)
+    pred = model.p_w_z.logits(model.infer_from_x(x)[0]).argmax(-1)
+    return float((pred == labels).float().mean())

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from . import results
 from .config import RunConfig, plan
 from .data import REPO_ROOT, fetch_mnist
+from .runs import TRAINED
 
 RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
@@ -85,6 +86,8 @@ def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
         return "cached"
     params = run_parameters(cfg, profile, device)
     for name in RUN_NOTEBOOKS:
+        if name == "train" and (folder / TRAINED).exists():
+            continue  # trained earlier; keep the executed notebook that shows the training
         execute(name, folder / f"{name}.ipynb", params, cwd)
     return "ran"
 

@@ -113,9 +113,12 @@ def load_runs(profile: str, root: Path | None = None, planned_only: bool = True)
     for folder in sorted(base.glob("*/")):
         if is_done(folder) and (wanted is None or folder.name in wanted):
             runs.append({**read_json(folder / "metrics.json"), "path": str(folder)})
-    if not runs:
+    missing = sorted(wanted - {r["run_id"] for r in runs}) if wanted is not None else []
+    if missing or not runs:
         raise FileNotFoundError(
-            f"no finished runs in {base}; produce them with `jmvae reproduce --profile {profile}`"
+            f"{len(missing) or 'no'} run(s) of the {profile} profile are not finished in {base} "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+            f"produce them with `jmvae reproduce --profile {profile}`"
         )
     return runs
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import estimators, results
 from .config import RunConfig
 from .data import load_mnist
-from .generate import figure_arrays
+from .generate import coherence, figure_arrays
 from .models import build_model
 from .train import CHECKPOINT, fit, pick_device
 
@@ -93,9 +94,7 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
             name: {**estimators.summarize(v), "k": e.k, "n_test": len(v)}
             for name, v in values.items()
         },
-        "accuracy": estimators.label_accuracy(model, data.x_test, data.w_test)
-        if hasattr(model, "p_w_z")
-        else {},
+        "accuracy": _accuracy(model, data, e.eval_seed),
         "final_loss": float(history["loss"].iloc[-1]),
         "test_hash": data.test_hash,
         "test_binarize_seed": data.test_binarize_seed,
@@ -109,6 +108,15 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
     results.write_json(folder / "metrics.json", metrics)
     results.mark_done(folder)
     return metrics
+
+
+def _accuracy(model, data, seed: int) -> dict:
+    """Image -> label accuracy (both inference paths) and label -> image coherence."""
+    if not hasattr(model, "p_w_z"):
+        return {}
+    acc = estimators.label_accuracy(model, data.x_test, data.w_test)
+    generator = torch.Generator(device=data.x_test.device).manual_seed(seed + 1)
+    return {**acc, "w_to_x_coherence": coherence(model, generator)}
 
 
 def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None, progress=True):
