@@ -28,7 +28,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear+ReLU layers through `sizes` (every layer is followed by a ReLU)."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        layers += [nn.Linear(n_in, n_out), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
