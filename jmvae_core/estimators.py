@@ -140,15 +140,21 @@ def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_
     return out
 
 
-def evaluate(model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=250, progress=True):
-    """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (SPEC §4)."""
+def evaluate(
+    model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=250, progress=True,
+    max_rows=4096,
+):  # fmt: skip
+    """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (SPEC §4).
+
+    `max_rows` bounds the decoder rows per chunk: 4096 suits a CPU's caches, a GPU wants more.
+    """
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(seed)
     results: dict[str, list] = {}
     starts = range(0, x.shape[0], batch_size)
     for start in tqdm(starts, desc=f"estimators k={k}", disable=not progress, leave=False):
         sl = slice(start, start + batch_size)
-        batch = estimate(model, x[sl], w[sl], names, k, n_prior, generator)
+        batch = estimate(model, x[sl], w[sl], names, k, n_prior, generator, max_rows)
         for name, values in batch.items():
             results.setdefault(name, []).append(values.cpu().numpy())
     return {name: np.concatenate(parts) for name, parts in results.items()}
