@@ -78,6 +78,19 @@ def execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> None:
         raise NotebookFailed(
             f"{output} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
         ) from err
+    relative_paths(output, cwd)
+
+
+def relative_paths(notebook: Path, base: Path) -> None:
+    """Store papermill's input/output paths relative to `base`: no machine paths in results."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key) and os.path.isabs(meta[key]):
+            meta[key] = os.path.relpath(meta[key], base)
+    results.write_text(notebook, nbformat.writes(nb))
 
 
 def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
