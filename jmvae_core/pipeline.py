@@ -6,6 +6,7 @@ into the run's folder -> every result notebook executed in place -> jupyter-book
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -15,12 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+import pandas as pd
 from tqdm import tqdm
 
 from . import results
 from .config import RunConfig, plan
 from .data import REPO_ROOT, fetch_mnist
 from .runs import TRAINED
+from .train import pick_device
 
 RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
@@ -83,8 +87,6 @@ def execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> None:
 
 def relative_paths(notebook: Path, base: Path) -> None:
     """Store papermill's input/output paths relative to `base`: no machine paths in results."""
-    import nbformat
-
     nb = nbformat.read(notebook, as_version=4)
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
@@ -107,10 +109,6 @@ def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
 
 def inputs_key(notebook: Path, profile: str) -> str:
     """Hash of what a result notebook reads: its code cells, the profile, every run's metrics."""
-    import hashlib
-
-    import nbformat
-
     nb = nbformat.read(notebook, as_version=4)
     h = hashlib.sha256(profile.encode())
     for cell in nb.cells:
@@ -123,16 +121,12 @@ def inputs_key(notebook: Path, profile: str) -> str:
 
 
 def _stored_key(notebook: Path) -> str | None:
-    import nbformat
-
     meta = nbformat.read(notebook, as_version=4).metadata
     ran_ok = "papermill" in meta and not meta["papermill"].get("exception")
     return meta.get("jmvae", {}).get("inputs") if ran_ok else None
 
 
 def _store_key(notebook: Path, key: str) -> None:
-    import nbformat
-
     nb = nbformat.read(notebook, as_version=4)
     nb.metadata["jmvae"] = {"inputs": key}
     results.write_text(notebook, nbformat.writes(nb))
@@ -165,8 +159,6 @@ def build_book(book_dir: Path) -> None:
 def default_jobs(device: str | None) -> int:
     """Runs at once: one per core on the CPU (1.5x the throughput of one 2-thread run on 2
     cores, measured), one on an accelerator."""
-    from .train import pick_device
-
     return (os.cpu_count() or 1) if pick_device(device).type == "cpu" else 1
 
 
@@ -226,9 +218,6 @@ def reproduce(
 
 def notebook_status(profile: str, book_dir: Path = Path(".")):
     """Execution time of every executed notebook of a profile (papermill metadata) as a table."""
-    import nbformat
-    import pandas as pd
-
     base = results.results_root() / profile / "runs"
     paths = [book_dir / "notebooks" / f"{n}.ipynb" for n in RESULT_NOTEBOOKS if n != "status"]
     paths += sorted(base.glob("*/*.ipynb"))

@@ -9,8 +9,10 @@ import platform
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .config import plan
 from .data import REPO_ROOT
 
 RESULTS_ENV = "JMVAE_RESULTS_DIR"
@@ -105,8 +107,6 @@ def load_runs(profile: str, root: Path | None = None, planned_only: bool = True)
     (e.g. `jmvae run --epochs 40`) never slips into a table. Unfinished folders are skipped:
     a crashed run is never read as a result.
     """
-    from .config import plan
-
     base = Path(root if root is not None else results_root()) / profile / "runs"
     wanted = {cfg.run_id for cfg in plan(profile)} if planned_only else None
     runs = []
@@ -125,7 +125,5 @@ def load_runs(profile: str, root: Path | None = None, planned_only: bool = True)
 
 def load_arrays(run: dict) -> dict:
     """The figure arrays (arrays.npz) of a run returned by load_runs."""
-    import numpy as np
-
     with np.load(Path(run["path"]) / "arrays.npz") as npz:
         return dict(npz)
