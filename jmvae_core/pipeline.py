@@ -183,6 +183,11 @@ def reproduce(
     steps = len(cfgs) + len(RESULT_NOTEBOOKS) + int(build)
     bar = tqdm(total=steps, desc=f"reproduce {profile}", disable=not progress)
     jobs = jobs or default_jobs(device)
+    if profile == "paper" and pick_device(device).type == "cpu" and progress:
+        tqdm.write(
+            "note: the paper profile (500 epochs x 39 runs, k = 1000) is meant for a GPU; "
+            "on a CPU it takes days"
+        )
     if jobs > 1:
         # small matmuls scale poorly across threads: one thread per run is the better use
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from jmvae_core import cli
@@ -16,3 +18,13 @@ def test_parameter_errors_exit_2_before_any_work(argv, message, capsys, monkeypa
     monkeypatch.setattr("jmvae_core.runs.run_one", lambda *a, **k: pytest.fail("ran"))
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_run_trains_evaluates_and_prints_the_metrics(tmp_path, capsys):
+    argv = ["run", "--variant", "vae", "--profile", "smoke", "--epochs", "1", "--n-train", "200"]
+    argv += ["--n-test", "20", "--k", "3", "--device", "cpu", "--results-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["run_id"].startswith("vae-z64-s1-")
+    assert out["estimators"]["marginal"]["n_test"] == 20
+    assert (tmp_path / "smoke" / "runs" / out["run_id"] / "DONE").exists()
