@@ -67,7 +67,9 @@ def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
     }  # fmt: skip
 
 
-def execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> None:
+def execute(
+    notebook: str, output: Path, parameters: dict, cwd: Path, inputs: str | None = None
+) -> None:
     """Execute notebooks/<notebook>.ipynb with papermill into `output`; explain failures."""
     import papermill as pm
 
@@ -82,16 +84,19 @@ def execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> None:
         raise NotebookFailed(
             f"{output} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
         ) from err
-    relative_paths(output, cwd)
+    relative_paths(output, cwd, inputs)
 
 
-def relative_paths(notebook: Path, base: Path) -> None:
-    """Store papermill's input/output paths relative to `base`: no machine paths in results."""
+def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> None:
+    """Store papermill's input/output paths relative to `base` (no machine paths in results),
+    and, for result notebooks, the key of the inputs they were executed on."""
     nb = nbformat.read(notebook, as_version=4)
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if meta.get(key) and os.path.isabs(meta[key]):
             meta[key] = os.path.relpath(meta[key], base)
+    if inputs is not None:
+        nb.metadata["jmvae"] = {"inputs": inputs}
     results.write_text(notebook, nbformat.writes(nb))
 
 
@@ -124,12 +129,6 @@ def _stored_key(notebook: Path) -> str | None:
     meta = nbformat.read(notebook, as_version=4).metadata
     ran_ok = "papermill" in meta and not meta["papermill"].get("exception")
     return meta.get("jmvae", {}).get("inputs") if ran_ok else None
-
-
-def _store_key(notebook: Path, key: str) -> None:
-    nb = nbformat.read(notebook, as_version=4)
-    nb.metadata["jmvae"] = {"inputs": key}
-    results.write_text(notebook, nbformat.writes(nb))
 
 
 def _prepare_book_dir(book_dir: Path) -> Path:
@@ -208,8 +207,7 @@ def reproduce(
         path = book / "notebooks" / f"{name}.ipynb"
         key = inputs_key(path, profile)
         if name == "status" or _stored_key(path) != key:
-            execute(name, path, {"profile": profile}, book)
-            _store_key(path, key)
+            execute(name, path, {"profile": profile}, book, inputs=key)
         bar.update()
     if build:
         bar.set_postfix_str("jupyter-book build")

@@ -41,10 +41,9 @@ def main():
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    values = estimators.evaluate(model, data.x_test, data.w_test, k=args.k, seed=123,
-                                 batch_size=1000 if device.type == "cuda" else 250,
-                                 max_rows=262144 if device.type == "cuda" else 4096,
-                                 progress=False)  # fmt: skip
+    values = estimators.evaluate(
+        model, data.x_test, data.w_test, k=args.k, seed=123, progress=False
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
