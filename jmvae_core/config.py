@@ -9,7 +9,12 @@ import math
 from dataclasses import dataclass, field
 
 VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
-DATASETS = ("mnist",)
+# the face-image variants of SPEC §7: convolutional nets, the GAN forms and non-GAN JMVAE-kl
+IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl")
+ALL_VARIANTS = (*VARIANTS, *IMAGE_VARIANTS[:-1])
+DATASETS = ("mnist", "standin", "celeba")
+IMAGE_DATASETS = ("standin", "celeba")
+IMAGE_LL = ("channel_mean", "sum")
 PROFILES = ("smoke", "quick", "paper")
 
 
@@ -28,11 +33,20 @@ class ModelConfig:
     x_dim: int = 784
     w_dim: int = 10
     cmma_prior_kl: bool = True  # the authors' CMMA also pulls q(z|x,w) to N(0, I)
+    # face images only (None on MNIST, so MNIST run ids do not depend on these fields):
+    width: int | None = None  # channels of the first conv layer (64 in SPEC §7); all scale
+    image_ll: str | None = None  # image log-likelihood used in training: IMAGE_LL
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
+        if self.variant not in ALL_VARIANTS:
             raise ConfigError(
-                f"variant={self.variant!r} is unknown; allowed: {', '.join(VARIANTS)}"
+                f"variant={self.variant!r} is unknown; allowed: {', '.join(ALL_VARIANTS)}"
+            )
+        if self.width is not None and (not isinstance(self.width, int) or self.width < 1):
+            raise ConfigError(f"width={self.width!r} must be a positive integer")
+        if self.image_ll is not None and self.image_ll not in IMAGE_LL:
+            raise ConfigError(
+                f"image_ll={self.image_ll!r} is unknown; allowed: {', '.join(IMAGE_LL)}"
             )
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
             raise ConfigError(f"alpha={self.alpha!r} must be a finite number >= 0")
@@ -42,7 +56,7 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
-        if self.variant != "jmvae_kl":
+        if self.variant not in ("jmvae_kl", "jmvae_kl_gan"):
             # alpha is unused elsewhere: fix it so it cannot split identical runs into two ids
             object.__setattr__(self, "alpha", 0.0)
         object.__setattr__(self, "alpha", float(self.alpha))
@@ -98,6 +112,33 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """Face-image data options of SPEC §7 (None for MNIST, whose files are fixed)."""
+
+    crop: str = "haar"  # the authors' Haar-cascade crop, or "center" (a plain centre square)
+    split: str = "random"  # 99/1 with `split_seed` (the code), or the "official" partition file
+    split_seed: int = 1
+    test_fraction: float = 0.01
+    n_images: int | None = None  # stand-in: images generated; CelebA: first N listed (None = all)
+    standin_seed: int = 0  # stand-in generator seed (ignored for CelebA)
+
+    def __post_init__(self):
+        if self.crop not in ("haar", "center"):
+            raise ConfigError(f"crop={self.crop!r} is unknown; allowed: haar, center")
+        if self.split not in ("random", "official"):
+            raise ConfigError(f"split={self.split!r} is unknown; allowed: random, official")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction={self.test_fraction!r} must be in (0, 1)")
+        if self.n_images is not None and (not isinstance(self.n_images, int) or self.n_images < 2):
+            raise ConfigError(f"n_images={self.n_images!r} must be an integer >= 2 or None")
+
+
+# fields that only image runs set: left out of the dict (and the hash) while None, so the
+# MNIST run ids made before they existed stay valid
+_IMAGE_ONLY = {"model": ("width", "image_ll")}
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that determines one run's results; `run_id` hashes all of it."""
 
@@ -105,15 +146,38 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     dataset: str = "mnist"
+    data: DataConfig | None = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ConfigError(
                 f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}"
             )
+        image = self.dataset in IMAGE_DATASETS
+        allowed = IMAGE_VARIANTS if image else VARIANTS
+        if self.model.variant not in allowed:
+            raise ConfigError(
+                f"variant={self.model.variant!r} does not apply to dataset={self.dataset!r}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        missing = [
+            name
+            for name, value in (("data", self.data), ("width", self.model.width))
+            if (value is None) == image
+        ]
+        if missing:
+            kind = "needs" if image else "does not take"
+            raise ConfigError(f"dataset={self.dataset!r} {kind} {', '.join(missing)}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["data"] is None:
+            del d["data"]
+        for part, names in _IMAGE_ONLY.items():
+            for name in names:
+                if d[part][name] is None:
+                    del d[part][name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
@@ -122,6 +186,7 @@ class RunConfig:
             train=TrainConfig(**d["train"]),
             eval=EvalConfig(**d["eval"]),
             dataset=d["dataset"],
+            data=DataConfig(**d["data"]) if d.get("data") is not None else None,
         )
 
     @property
@@ -130,7 +195,7 @@ class RunConfig:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         digest = hashlib.sha256(blob).hexdigest()[:10]
         m = self.model
-        alpha = f"-a{m.alpha:g}" if m.variant == "jmvae_kl" else ""
+        alpha = f"-a{m.alpha:g}" if m.variant in ("jmvae_kl", "jmvae_kl_gan") else ""
         return f"{m.variant}{alpha}-z{m.latent_dim}-s{self.train.seed}-{digest}"
 
 
@@ -158,29 +223,80 @@ PROFILE_NOTES = {
 }
 
 
+# SPEC §7 for face images; profiles change the width, the schedule and the amount of data
+IMAGE_SETTINGS: dict[str, dict] = {
+    "model": {"latent_dim": 128, "width": 64, "image_ll": "channel_mean", "x_dim": 3 * 64 * 64},
+    "train": {"lr": 1e-4, "betas": (0.5, 0.999), "epochs": 100, "warmup_epochs": 20},
+    "eval": {"k": 10, "n_prior": 1000},  # the code: k = 10 (N = 10; ours is larger, cheap)
+}
+IMAGE_PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
+    "smoke": {
+        "model": {"width": 4},
+        "train": {"epochs": 1, "warmup_epochs": 1},
+        "eval": {"k": 2, "n_prior": 20},
+        "data": {"n_images": 240, "test_fraction": 0.25},
+    },
+    "quick": {
+        "model": {"width": 16},
+        "train": {"epochs": 8, "warmup_epochs": 2},
+        "data": {"n_images": 8000, "test_fraction": 0.05},
+    },
+    "paper": {},
+}
+# the stand-in's drawn faces are centred like CelebA's aligned images, and a face detector
+# trained on photographs need not fire on drawings: it uses the plain centre crop
+DATASET_DATA = {"standin": {"crop": "center", "n_images": 50000}, "celeba": {}}
+
+
+def image_w_dim(dataset: str) -> int:
+    """Number of attributes: CelebA's 40, or the stand-in's own list."""
+    if dataset == "celeba":
+        return 40
+    from .standin import ATTRIBUTES  # late: only image runs need the stand-in's module
+
+    return len(ATTRIBUTES)
+
+
+def _profile_parts(profile: str, dataset: str) -> dict[str, dict]:
+    names = ("model", "train", "eval", "data")
+    if dataset not in IMAGE_DATASETS:
+        return {n: dict(PROFILE_SETTINGS[profile].get(n, {})) for n in names}
+    parts = {n: dict(IMAGE_SETTINGS.get(n, {})) for n in names}
+    parts["model"]["w_dim"] = image_w_dim(dataset)
+    parts["data"].update(DATASET_DATA[dataset])
+    for n in names:
+        parts[n].update(IMAGE_PROFILE_SETTINGS[profile].get(n, {}))
+    if dataset == "celeba":
+        parts["data"].pop("n_images", None)  # the real set is used whole unless asked
+    return parts
+
+
 def make_config(profile: str = "quick", **overrides) -> RunConfig:
     """Build a RunConfig from a profile plus flat overrides (e.g. variant=, alpha=, epochs=)."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
-    parts = {
-        name: dict(PROFILE_SETTINGS[profile].get(name, {})) for name in ("model", "train", "eval")
-    }
+    dataset = overrides.pop("dataset", "mnist")
+    if dataset not in DATASETS:
+        raise ConfigError(f"dataset={dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
+    parts = _profile_parts(profile, dataset)
     owners = {f.name: "model" for f in dataclasses.fields(ModelConfig)}
     owners |= {f.name: "train" for f in dataclasses.fields(TrainConfig)}
     owners |= {f.name: "eval" for f in dataclasses.fields(EvalConfig)}
-    # field names are unique across the three parts, so a flat override is unambiguous
-    dataset = overrides.pop("dataset", "mnist")
+    owners |= {f.name: "data" for f in dataclasses.fields(DataConfig)}
+    # field names are unique across the parts, so a flat override is unambiguous
     for key, value in overrides.items():
         if key not in owners:
             raise ConfigError(
                 f"{key}= is not a configuration field; known: {', '.join(sorted(owners))}"
             )
         parts[owners[key]][key] = value
+    image = dataset in IMAGE_DATASETS
     return RunConfig(
         model=ModelConfig(**parts["model"]),
         train=TrainConfig(**parts["train"]),
         eval=EvalConfig(**parts["eval"]),
         dataset=dataset,
+        data=DataConfig(**parts["data"]) if image or parts["data"] else None,
     )
 
 
@@ -190,11 +306,20 @@ LATENT2_ALPHA = 0.1
 PROFILE_SEEDS = {"smoke": (1,), "quick": (1,), "paper": (1, 2, 3, 4, 5)}
 
 
-def plan(profile: str, **overrides) -> list[RunConfig]:
-    """Every run a profile needs: each variant (JMVAE-kl for every alpha) and seed at latent 64,
-    plus one seed of the 2-D latent runs. `overrides` apply to every run (e.g. epochs=1)."""
+IMAGE_ALPHA = 0.1  # SPEC §7
+
+
+def plan(profile: str, dataset: str = "mnist", **overrides) -> list[RunConfig]:
+    """Every run a profile needs. MNIST: each variant (JMVAE-kl for every alpha) and seed at
+    latent 64, plus one seed of the 2-D latent runs. Faces: each variant of SPEC §7 at alpha
+    0.1, seed 1. `overrides` apply to every run (e.g. epochs=1)."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
+    if dataset in IMAGE_DATASETS:
+        return [
+            make_config(profile, dataset=dataset, variant=v, alpha=IMAGE_ALPHA, **overrides)
+            for v in IMAGE_VARIANTS
+        ]
     runs = []
     for seed in PROFILE_SEEDS[profile]:
         for variant in VARIANTS:

@@ -34,6 +34,28 @@ ESTIMATORS = {
     },
 }
 
+# face images (SPEC §7): every estimator twice, with the plain sum over pixels and channels
+# ("marginal", ...) and with the code's channel average ("marginal_channel_mean", ...)
+_CHANNEL_MEAN = {"px": "px_cm", "px_w": "px_w_cm"}
+
+
+def _both_conventions(spec: dict) -> dict:
+    out = dict(spec)
+    for name, (proposal, terms, conditional) in spec.items():
+        cm_terms = tuple(_CHANNEL_MEAN.get(t, t) for t in terms)
+        out[f"{name}_channel_mean"] = (proposal, cm_terms, conditional)
+    return out
+
+
+IMAGE_ESTIMATORS = {
+    "vae_gan": _both_conventions(ESTIMATORS["vae"]),
+    "cvae_gan": _both_conventions(ESTIMATORS["cvae"]),
+    "cmma_gan": _both_conventions(ESTIMATORS["cmma"]),
+    "jmvae_gan": _both_conventions(_JMVAE),
+    "jmvae_kl_gan": _both_conventions(_JMVAE),
+    "jmvae_kl": _both_conventions(_JMVAE),
+}
+
 PROPOSALS = {
     "xw": lambda m, x, w: m.q_z_xw(x, w),
     "x": lambda m, x, w: m.infer_from_x(x),
@@ -48,13 +70,33 @@ def _densities(model, x, w) -> dict:
         mu, var = model.p_z_w(w)
         return log_normal(z, mu, var)
 
+    if not _is_image_model(model):
+        return {
+            "px": lambda z: model.p_x_z.log_prob(x, z),
+            "pw": lambda z: model.p_w_z.log_prob(w, z),
+            "pz": log_std_normal,
+            "px_w": lambda z: model.p_x_zw.log_prob(x, z, w),
+            "pz_w": pz_w,
+        }
     return {
-        "px": lambda z: model.p_x_z.log_prob(x, z),
+        "px": lambda z: model.p_x_z.log_prob(x, z, "sum"),
+        "px_cm": lambda z: model.p_x_z.log_prob(x, z, "channel_mean"),
         "pw": lambda z: model.p_w_z.log_prob(w, z),
         "pz": log_std_normal,
-        "px_w": lambda z: model.p_x_zw.log_prob(x, z, w),
+        "px_w": lambda z: model.p_x_zw.log_prob(x, z, w, "sum"),
+        "px_w_cm": lambda z: model.p_x_zw.log_prob(x, z, w, "channel_mean"),
         "pz_w": pz_w,
     }
+
+
+def _is_image_model(model) -> bool:
+    return getattr(model.cfg, "width", None) is not None
+
+
+def spec_of(model) -> dict:
+    """The estimator table of a model: SPEC §4 for MNIST, both conventions for face images."""
+    table = IMAGE_ESTIMATORS if _is_image_model(model) else ESTIMATORS
+    return table[model.cfg.variant]
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -98,9 +140,9 @@ def log_p_w(model, w, n_prior: int, generator=None, max_rows: int = 262144) -> t
     return log_mean_exp(torch.cat(parts, dim=0), dim=0)
 
 
-def available(variant: str) -> tuple[str, ...]:
-    """Names of the estimators that apply to a variant (SPEC §4)."""
-    return tuple(ESTIMATORS[variant])
+def available(variant: str, image: bool = False) -> tuple[str, ...]:
+    """Names of the estimators that apply to a variant (SPEC §4; `image`: SPEC §7)."""
+    return tuple((IMAGE_ESTIMATORS if image else ESTIMATORS)[variant])
 
 
 @torch.no_grad()
@@ -109,7 +151,7 @@ def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_
 
     `names` defaults to every estimator of the model's variant; an unknown name is an error.
     """
-    spec = ESTIMATORS[model.cfg.variant]
+    spec = spec_of(model)
     names = tuple(spec) if names is None else tuple(names)
     unknown = [n for n in names if n not in spec]
     if unknown:
@@ -150,8 +192,10 @@ def evaluate(
     a CPU, which suit its caches, and to 1000 and 262144 on an accelerator, which wants work.
     """
     on_cpu = x.device.type == "cpu"
-    batch_size = batch_size or (250 if on_cpu else 1000)
-    max_rows = max_rows or (4096 if on_cpu else 262144)
+    # a face decoder row is ~16x an MNIST one (12288 outputs and conv activations)
+    scale = 16 if _is_image_model(model) else 1
+    batch_size = batch_size or (250 if on_cpu else 1000) // scale
+    max_rows = max_rows or (4096 if on_cpu else 262144) // scale
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(seed)
     results: dict[str, list] = {}

@@ -89,5 +89,12 @@ MODEL_BUILDERS = {
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Instantiate the variant named in `cfg` with Glorot-uniform weights and zero biases."""
+    """Instantiate the variant named in `cfg` with Glorot-uniform weights and zero biases.
+
+    A config with a conv `width` is a face-image model (SPEC §7, jmvae_core.conv).
+    """
+    if cfg.width is not None:
+        from .conv import build_face_model
+
+        return build_face_model(cfg)
     return glorot_(MODEL_BUILDERS[cfg.variant](cfg))

@@ -100,7 +100,9 @@ def provenance(device: torch.device) -> dict:
     }
 
 
-def load_runs(profile: str, root: Path | None = None, planned_only: bool = True) -> list[dict]:
+def load_runs(
+    profile: str, root: Path | None = None, planned_only: bool = True, dataset: str = "mnist"
+) -> list[dict]:
     """metrics.json of the finished (DONE) runs of a profile, with its folder under 'path'.
 
     By default only the runs of the profile's plan are returned, so an extra run made by hand
@@ -108,17 +110,20 @@ def load_runs(profile: str, root: Path | None = None, planned_only: bool = True)
     a crashed run is never read as a result.
     """
     base = Path(root if root is not None else results_root()) / profile / "runs"
-    wanted = {cfg.run_id for cfg in plan(profile)} if planned_only else None
+    wanted = {cfg.run_id for cfg in plan(profile, dataset)} if planned_only else None
     runs = []
     for folder in sorted(base.glob("*/")):
         if is_done(folder) and (wanted is None or folder.name in wanted):
-            runs.append({**read_json(folder / "metrics.json"), "path": str(folder)})
+            metrics = read_json(folder / "metrics.json")
+            if metrics.get("dataset", "mnist") == dataset:
+                runs.append({**metrics, "path": str(folder)})
     missing = sorted(wanted - {r["run_id"] for r in runs}) if wanted is not None else []
     if missing or not runs:
         raise FileNotFoundError(
             f"{len(missing) or 'no'} run(s) of the {profile} profile are not finished in {base} "
             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
-            f"produce them with `jmvae reproduce --profile {profile}`"
+            f"produce them with `jmvae reproduce --profile {profile}"
+            + ("`" if dataset == "mnist" else f" --dataset {dataset}`")
         )
     return runs
 

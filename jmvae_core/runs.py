@@ -29,7 +29,11 @@ class RunMissing(FileNotFoundError):
     """A step needs a run that has not been produced yet; the message names the command."""
 
 
-def _data(cfg: RunConfig, device):
+def _data(cfg: RunConfig, device, progress: bool = False):
+    if cfg.dataset != "mnist":
+        from .faces import load_faces
+
+        return load_faces(cfg, device, progress)
     return load_mnist(
         device=device,
         test_binarize_seed=cfg.eval.test_binarize_seed,
@@ -45,7 +49,8 @@ def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=Tru
         return pd.read_csv(folder / "history.csv").to_dict("records")
     device = pick_device(device)
     results.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
-    _, history = fit(cfg, _data(cfg, device), folder, device=device, progress=progress)
+    data = _data(cfg, device, progress)
+    _, history = fit(cfg, data, folder, device=device, progress=progress)
     results.write_text(folder / "history.csv", pd.DataFrame(history).to_csv(index=False))
     results.write_json(folder / TRAINED, results.provenance(device))
     return history
@@ -94,16 +99,19 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
             name: {**estimators.summarize(v), "k": e.k, "n_test": len(v)}
             for name, v in values.items()
         },
-        "accuracy": _accuracy(model, data, e.eval_seed),
+        "accuracy": _accuracy(model, data, e.eval_seed) if cfg.dataset == "mnist" else {},
         "final_loss": float(history["loss"].iloc[-1]),
         "test_hash": data.test_hash,
-        "test_binarize_seed": data.test_binarize_seed,
+        "test_binarize_seed": getattr(data, "test_binarize_seed", None),
         "train_time_s": round(float(history["time_s"].sum()), 2),
         "eval_time_s": round(eval_time, 2),
         "wall_time_s": round(float(history["time_s"].sum()) + eval_time, 2),
         **results.provenance(device),
     }
-    arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
+    if cfg.dataset == "mnist":
+        arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
+    else:
+        arrays = _face_results(cfg, profile, model, data, folder, metrics, root, progress)
     results.atomic_write_bytes(folder / "arrays.npz", _npz_bytes(arrays))
     results.write_json(folder / "metrics.json", metrics)
     results.mark_done(folder)
@@ -117,6 +125,35 @@ def _accuracy(model, data, seed: int) -> dict:
     acc = estimators.label_accuracy(model, data.x_test, data.w_test)
     generator = torch.Generator(device=data.x_test.device).manual_seed(seed + 1)
     return {**acc, "w_to_x_coherence": coherence(model, generator)}
+
+
+def _face_results(cfg, profile, model, data, folder, metrics, root, progress) -> dict:
+    """Attribute estimation, coherence (stand-in) and figure arrays of a face run (SPEC §6-7).
+
+    Writes attributes.csv / coherence.csv into the run folder and their means into `metrics`.
+    """
+    from . import classifier, faces
+
+    metrics["n_train"] = int(data.x_train.shape[0])
+    metrics["data_manifest"] = data.manifest
+    if model.p_w_z is not None:
+        table = faces.attribute_estimation(model, data)
+        results.write_text(folder / "attributes.csv", table.to_csv(index=False))
+        metrics["accuracy"] = {
+            "w_from_x_accuracy": float(table["accuracy"].mean()),
+            "w_from_x_auc": float(table["auc"].mean()),
+        }
+    if cfg.dataset == "standin" and cfg.model.variant != "vae_gan":
+        judge, judge_acc = classifier.load_or_train(cfg, profile, data, root, progress)
+        table = classifier.coherence(model, judge, data, cfg.eval.eval_seed + 2)
+        results.write_text(folder / "coherence.csv", table.to_csv(index=False))
+        metrics["coherence"] = {
+            "mean": float(table["coherence"].mean()),
+            "chance": float(table["chance"].mean()),
+            "all_match": float(table["all_match"].iloc[0]),
+            "judge_accuracy": float(judge_acc["accuracy"].mean()),
+        }
+    return faces.face_arrays(model, data)
 
 
 def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None, progress=True):

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from . import results
 from .config import RunConfig, TrainConfig
 from .data import MNIST
+from .gan import gan_step, parameter_groups
 from .models import build_model
 from .objectives import OBJECTIVES
 
@@ -48,23 +49,45 @@ def clip_gradients(params: list[torch.Tensor], tc: TrainConfig) -> None:
         torch.nn.utils.clip_grad_value_(params, tc.clip_value)
 
 
-def _run_epoch(model, optimizer, data: MNIST, cfg: RunConfig, epoch, generator) -> dict:
+def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Adam]:
+    """One Adam over every parameter; for a GAN variant one per update of SPEC §7."""
+    # the fused kernel runs Adam's update in one pass per tensor (the same algorithm)
+    fused = device.type in ("cpu", "cuda") or None
+    groups = parameter_groups(model) if model.cfg.variant.endswith("_gan") else None
+    groups = groups or {"all": list(model.parameters())}
+    return {
+        name: torch.optim.Adam(params, lr=tc.lr, betas=tc.betas, eps=tc.adam_eps, fused=fused)
+        for name, params in groups.items()
+    }
+
+
+def _step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
+    """One batch: a single update, or the GAN's three (jmvae_core.gan)."""
+    clip = lambda params: clip_gradients(params, tc)  # noqa: E731
+    if "all" not in optimizers:
+        return gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip)
+    terms = OBJECTIVES[model.cfg.variant](model, x, w, generator, beta, alpha_scale)
+    optimizers["all"].zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    clip(optimizers["all"].param_groups[0]["params"])
+    optimizers["all"].step()
+    return terms
+
+
+def _run_epoch(model, optimizers, data: MNIST, cfg: RunConfig, epoch, generator) -> dict:
     tc = cfg.train
-    objective = OBJECTIVES[cfg.model.variant]
     beta, alpha_scale = warmup_scales(tc, epoch)
-    params = [p for p in model.parameters()]
+    binarize = cfg.dataset == "mnist"  # face images are real-valued (standardised)
     n = data.x_train.shape[0]
     order = torch.randperm(n, generator=generator, device=data.x_train.device)
     sums: dict[str, torch.Tensor] = {}
     n_batches = n // tc.batch_size  # the last partial batch is dropped
     for b in range(n_batches):
         idx = order[b * tc.batch_size : (b + 1) * tc.batch_size]
-        x = torch.bernoulli(data.x_train[idx], generator=generator)  # re-binarised every epoch
-        terms = objective(model, x, data.w_train[idx], generator, beta, alpha_scale)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        clip_gradients(params, tc)
-        optimizer.step()
+        x = data.x_train[idx]
+        if binarize:
+            x = torch.bernoulli(x, generator=generator)  # re-binarised every epoch
+        terms = _step(model, optimizers, x, data.w_train[idx], generator, beta, alpha_scale, tc)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach()
     row = {name: float(total) / n_batches for name, total in sums.items()}
@@ -95,18 +118,16 @@ def fit(
     tc = cfg.train
     torch.manual_seed(tc.seed)  # initial weights: drawn on the CPU, identical on every device
     model = build_model(cfg.model).to(device)
-    # the fused kernel runs Adam's update in one pass per tensor (the same algorithm)
-    fused = device.type in ("cpu", "cuda")
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=tc.lr, betas=tc.betas, eps=tc.adam_eps, fused=fused or None
-    )
+    optimizers = make_optimizers(model, tc, device)
     generator = torch.Generator(device=device).manual_seed(tc.seed)
     history: list[dict] = []
     ckpt = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
         state = results.load_torch(ckpt, device)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        for name, opt in optimizers.items():
+            # single-optimizer checkpoints keep the key "optimizer" they always had
+            opt.load_state_dict(state["optimizer"] if name == "all" else state["optimizers"][name])
         generator.set_state(state["generator"].to("cpu"))
         history = state["history"]
         if progress and len(history) < tc.epochs:
@@ -116,7 +137,7 @@ def fit(
     bar = tqdm(epochs, desc=cfg.run_id, disable=not progress, initial=len(history), total=tc.epochs)
     for epoch in bar:
         start = time.perf_counter()
-        row = _run_epoch(model, optimizer, data, cfg, epoch, generator)
+        row = _run_epoch(model, optimizers, data, cfg, epoch, generator)
         row["time_s"] = round(time.perf_counter() - start, 3)
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.2f}")
@@ -124,7 +145,7 @@ def fit(
         if ckpt is not None and ((epoch + 1) % checkpoint_every == 0 or last):
             state = {
                 "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                **_optimizer_states(optimizers),
                 "generator": generator.get_state(),
                 "history": history,
             }
@@ -133,3 +154,9 @@ def fit(
             on_epoch_end(row)
     model.eval()
     return model, history
+
+
+def _optimizer_states(optimizers: dict) -> dict:
+    if "all" in optimizers:
+        return {"optimizer": optimizers["all"].state_dict()}
+    return {"optimizers": {name: opt.state_dict() for name, opt in optimizers.items()}}

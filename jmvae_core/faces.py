@@ -1,0 +1,156 @@
+"""Face-image data for a run, and what the CelebA chapter shows of a trained model (SPEC §6-7).
+
+Reconstructions from q(z|x) and q(z|x,w), faces generated from attribute vectors (the average
+face per attribute), attribute editing (z from q(z|x,w') with one attribute flipped), and
+attributes estimated from images (per-attribute accuracy and AUC). Images are returned as
+uint8 (N, 64, 64, 3) with the standardisation undone, ready for plotting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import RunConfig
+from .data import data_dir
+
+CELEBA_ENV = "JMVAE_CELEBA_DIR"
+# SPEC §6: attributes edited in the figures (those present in the data are used)
+EDIT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Bangs", "Blond_Hair", "Mustache")
+N_SHOWN = 8  # test faces in the reconstruction figure
+N_EDITED = 4  # test faces in the editing figure
+
+
+def celeba_dir() -> Path:
+    """The CelebA folder: $JMVAE_CELEBA_DIR (set by `--data-dir`), else <data dir>/celeba."""
+    return Path(os.environ.get(CELEBA_ENV, data_dir() / "celeba"))
+
+
+def standin_dir(cfg: RunConfig) -> Path:
+    """Where the stand-in of this run's size and seed is generated (under the data dir)."""
+    return data_dir() / f"standin-n{cfg.data.n_images}-s{cfg.data.standin_seed}"
+
+
+def load_faces(cfg: RunConfig, device="cpu", progress: bool = True):
+    """The run's face data (SPEC §7): the stand-in (generated on first use) or real CelebA."""
+    from . import celeba, standin
+
+    d = cfg.data
+    if cfg.dataset == "standin":
+        root = standin.write_standin(
+            standin_dir(cfg), n=d.n_images, seed=d.standin_seed, progress=progress
+        )
+        limit = None
+    else:
+        root, limit = celeba_dir(), d.n_images
+    return celeba.load_celeba(
+        root,
+        crop=d.crop,
+        split=d.split,
+        seed=d.split_seed,
+        test_fraction=d.test_fraction,
+        n_train=cfg.train.n_train,
+        n_test=cfg.eval.n_test,
+        device=device,
+        limit=limit,
+        progress=progress,
+    )
+
+
+def infer_x(model, x):
+    """Image-only inference (q(z|x), or q(z|x,0) for JMVAE-zero), or None if the model has none."""
+    if model.q_z_x is None and model.p_w_z is None:
+        return None  # CVAE-GAN and CMMA-GAN only infer from (x, w)
+    return model.infer_from_x(x)
+
+
+def z_from_attributes(model, w, generator=None):
+    """z for generating from attributes: q(z|w) / q(z|0,w) (JMVAE), p(z|w) (CMMA), N(0, I)
+    (CVAE, whose decoder takes w); the mean when `generator` is None, else one draw."""
+    if model.cfg.variant == "vae_gan":
+        return None
+    if model.p_z_w is not None:
+        mu, var = model.p_z_w(w)
+    elif model.p_x_zw is not None:
+        mu = w.new_zeros(w.shape[0], model.cfg.latent_dim)
+        var = torch.ones_like(mu)
+    else:
+        mu, var = model.infer_from_w(w)
+    if generator is None:
+        return mu
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + var.sqrt() * eps
+
+
+def _images(x: torch.Tensor, data) -> np.ndarray:
+    from .celeba import to_images
+
+    return to_images(x.detach().cpu(), data)
+
+
+@torch.no_grad()
+def face_arrays(model, data) -> dict[str, np.ndarray]:
+    """Arrays of the face figures: originals and reconstructions, average face per attribute,
+    edits. Keys: recon_x, recon_from_x, recon_from_xw, attribute_faces, edit_faces, edit_names."""
+    model.eval()
+    x, w = data.x_test[:N_SHOWN], data.w_test[:N_SHOWN]
+    out = {"recon_x": _images(x, data)}
+    z_x = infer_x(model, x)
+    if z_x is not None:
+        out["recon_from_x"] = _images(model.generate(z_x[0], w), data)
+    if model.q_z_xw is not None:
+        out["recon_from_xw"] = _images(model.generate(model.q_z_xw(x, w)[0], w), data)
+    if model.cfg.variant == "vae_gan":
+        return out
+    names = list(data.attribute_names)
+    faces = []
+    for a in range(len(names)):
+        rows = data.w_test[data.w_test[:, a] > 0]
+        faces.append(model.generate(z_from_attributes(model, rows), rows).mean(0))
+    out["attribute_faces"] = _images(torch.stack(faces), data)
+    edits = [n for n in EDIT_ATTRIBUTES if n in names]
+    x, w = data.x_test[:N_EDITED], data.w_test[:N_EDITED]
+    grid = [x]
+    for name in edits:
+        w_edit = w.clone()
+        w_edit[:, names.index(name)] *= -1
+        z = model.q_z_xw(x, w_edit)[0] if model.q_z_xw is not None else None
+        grid.append(model.generate(z, w_edit))
+    stacked = torch.stack(grid, dim=1).reshape(-1, *x.shape[1:])  # (faces x (1 + edits))
+    out["edit_faces"] = _images(stacked, data)
+    out["edit_names"] = np.array(edits)
+    return out
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum formula (ties averaged); nan if one class."""
+    pos = labels > 0
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@torch.no_grad()
+def attribute_estimation(model, data) -> pd.DataFrame:
+    """Attributes estimated from test images: E[w|z] at the mean of q(z|x) (q(z|x,0) for
+    JMVAE-zero); per attribute the accuracy of its sign, the AUC and the positive rate."""
+    model.eval()
+    scores = model.p_w_z.mean(model.infer_from_x(data.x_test)[0]).cpu().numpy()
+    truth = data.w_test.cpu().numpy()
+    rows = []
+    for a, name in enumerate(data.attribute_names):
+        rows.append(
+            {
+                "attribute": name,
+                "accuracy": float(np.mean(np.sign(scores[:, a]) == truth[:, a])),
+                "auc": auc(scores[:, a], truth[:, a]),
+                "positive_rate": float(np.mean(truth[:, a] > 0)),
+            }
+        )
+    return pd.DataFrame(rows)
