@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from .config import PROFILES, VARIANTS, ConfigError, config_from_params
-from .data import MNIST_SOURCES, DataError, fetch_mnist
+from .config import DATASETS, PROFILES, VARIANTS, ConfigError, config_from_params
+from .data import DATA_ENV, MNIST_SOURCES, DataError, fetch_mnist
 
 # command-line flag -> configuration field (only the flags a user actually set are passed on)
 RUN_FIELDS = {
@@ -30,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     fetch = sub.add_parser("fetch-data", help="place the verified dataset files in the data dir")
-    fetch.add_argument("dataset", choices=["mnist"])
+    fetch.add_argument(
+        "dataset",
+        choices=["mnist", "standin"],
+        help="mnist: fetch and verify; standin: generate the stand-in face set of --profile",
+    )
+    fetch.add_argument("--profile", default="quick", help="stand-in size of this profile")
     fetch.add_argument(
         "--data-dir", type=Path, default=None, help="default: $JMVAE_DATA_DIR or data/"
     )
@@ -60,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep = sub.add_parser("reproduce", help="run a whole profile, the result notebooks, the book")
     rep.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES)}")
+    rep.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=DATASETS,
+        help="mnist (Table 1), standin (the generated faces) or celeba (needs --data-dir)",
+    )
+    rep.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the CelebA folder (img_align_celeba/, list_attr_celeba.txt); "
+        "default: $JMVAE_CELEBA_DIR or data/celeba",
+    )
     rep.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     rep.add_argument(
         "--jobs", type=int, default=None, help="runs at once (default: CPU cores, or 1 on a GPU)"
@@ -75,6 +94,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "fetch-data":
+            if args.dataset == "standin":
+                return _fetch_standin(args)
             sources = tuple(args.source) if args.source else MNIST_SOURCES
             fetch_mnist(args.data_dir, sources=sources)
             return 0
@@ -93,6 +114,19 @@ def main(argv=None) -> int:
     return 0
 
 
+def _fetch_standin(args) -> int:
+    from . import standin
+    from .config import make_config
+    from .faces import standin_dir
+
+    if args.data_dir is not None:
+        os.environ[DATA_ENV] = str(args.data_dir.resolve())
+    cfg = make_config(args.profile, dataset="standin", variant="jmvae_kl_gan")
+    root = standin.write_standin(standin_dir(cfg), n=cfg.data.n_images, seed=cfg.data.standin_seed)
+    print(f"stand-in faces ({cfg.data.n_images} images, seed {cfg.data.standin_seed}) in {root}")
+    return 0
+
+
 def _reproduce(args) -> int:
     from .pipeline import NotebookFailed, reproduce
 
@@ -106,7 +140,12 @@ def _reproduce(args) -> int:
             book_dir=args.book_dir,
             build=not args.no_build,
             overrides=overrides,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
         )
+    except (ConfigError, DataError) as e:
+        print(f"jmvae: error: {e}", file=sys.stderr)
+        return 2
     except NotebookFailed as e:
         print(f"jmvae: a notebook failed:\n{e}", file=sys.stderr)
         return 1

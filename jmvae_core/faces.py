@@ -112,6 +112,7 @@ def face_arrays(model, data) -> dict[str, np.ndarray]:
         rows = data.w_test[data.w_test[:, a] > 0]
         faces.append(model.generate(z_from_attributes(model, rows), rows).mean(0))
     out["attribute_faces"] = _images(torch.stack(faces), data)
+    out["attribute_names"] = np.array(names)
     edits = [n for n in EDIT_ATTRIBUTES if n in names]
     x, w = data.x_test[:N_EDITED], data.w_test[:N_EDITED]
     grid = [x]

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from . import results
 from .config import RunConfig, plan
 from .data import REPO_ROOT, fetch_mnist
+from .faces import CELEBA_ENV, load_faces
 from .runs import TRAINED
 from .train import pick_device
 
@@ -30,6 +31,7 @@ RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
     "setup", "table1", "latent", "alpha", "generation", "claims", "reproducibility", "status",
 )  # fmt: skip
+FACE_NOTEBOOKS = ("celeba", "status")  # the face chapter reads one dataset: a parameter
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 
 
@@ -59,12 +61,15 @@ class Summary:
 def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
     """papermill parameters that rebuild exactly `cfg` inside train/evaluate.ipynb."""
     m, t, e = cfg.model, cfg.train, cfg.eval
-    return {
+    params = {
         "profile": profile, "variant": m.variant, "alpha": m.alpha, "latent_dim": m.latent_dim,
         "seed": t.seed, "epochs": t.epochs, "warmup_epochs": t.warmup_epochs,
         "warmup_alpha": t.warmup_alpha, "n_train": t.n_train, "k": e.k, "n_prior": e.n_prior,
         "n_test": e.n_test, "device": device, "run_id": cfg.run_id,
     }  # fmt: skip
+    if cfg.dataset != "mnist":
+        params |= {"dataset": cfg.dataset, "width": m.width, "n_images": cfg.data.n_images}
+    return params
 
 
 def execute(
@@ -112,10 +117,11 @@ def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
     return "ran"
 
 
-def inputs_key(notebook: Path, profile: str) -> str:
-    """Hash of what a result notebook reads: its code cells, the profile, every run's metrics."""
+def inputs_key(notebook: Path, profile: str, dataset: str = "mnist") -> str:
+    """Hash of what a result notebook reads: its code cells, the profile and dataset, every
+    run's metrics."""
     nb = nbformat.read(notebook, as_version=4)
-    h = hashlib.sha256(profile.encode())
+    h = hashlib.sha256(f"{profile}/{dataset}".encode())
     for cell in nb.cells:
         if "injected-parameters" not in cell.metadata.get("tags", []):
             h.update(cell.source.encode())
@@ -170,16 +176,28 @@ def reproduce(
     build: bool = True,
     overrides: dict | None = None,
     progress: bool = True,
+    dataset: str = "mnist",
+    data_dir: Path | None = None,
 ) -> Summary:
-    """Run the whole study for a profile; skip DONE runs; return what ran, was cached, failed."""
+    """Run the whole study for a profile and dataset; skip DONE runs; return what ran, was
+    cached, failed. `data_dir` is the CelebA folder (dataset="celeba")."""
     start = time.perf_counter()
-    cfgs = plan(profile, **(overrides or {}))  # parameter errors surface here, before any work
+    # parameter errors surface here, before any work
+    cfgs = plan(profile, dataset, **(overrides or {}))
     if results_dir is not None:
         os.environ[results.RESULTS_ENV] = str(Path(results_dir).resolve())  # kernels inherit it
-    fetch_mnist(log=lambda msg: tqdm.write(msg) if progress else None)
+    if data_dir is not None:
+        os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())
+    log = lambda msg: tqdm.write(msg) if progress else None  # noqa: E731
+    if dataset == "mnist":
+        fetch_mnist(log=log)
+        notebooks = RESULT_NOTEBOOKS
+    else:
+        prepare_faces(cfgs[0], profile, progress)
+        notebooks = FACE_NOTEBOOKS
     book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
     summary = Summary()
-    steps = len(cfgs) + len(RESULT_NOTEBOOKS) + int(build)
+    steps = len(cfgs) + len(notebooks) + int(build)
     bar = tqdm(total=steps, desc=f"reproduce {profile}", disable=not progress)
     jobs = jobs or default_jobs(device)
     if profile == "paper" and pick_device(device).type == "cpu" and progress:
@@ -202,12 +220,13 @@ def reproduce(
         bar.close()
         summary.seconds = time.perf_counter() - start
         raise NotebookFailed(str(summary))
-    for name in RESULT_NOTEBOOKS:
+    for name in notebooks:
         bar.set_postfix_str(name)
         path = book / "notebooks" / f"{name}.ipynb"
-        key = inputs_key(path, profile)
+        key = inputs_key(path, profile, dataset)
+        params = {"profile": profile} | ({"dataset": dataset} if name == "celeba" else {})
         if name == "status" or _stored_key(path) != key:
-            execute(name, path, {"profile": profile}, book, inputs=key)
+            execute(name, path, params, book, inputs=key)
         bar.update()
     if build:
         bar.set_postfix_str("jupyter-book build")
@@ -217,6 +236,16 @@ def reproduce(
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def prepare_faces(cfg: RunConfig, profile: str, progress: bool = True) -> None:
+    """Once, before the runs start in parallel: generate the stand-in (or check and crop the
+    CelebA files) into the shared cache, and train the stand-in's attribute judge."""
+    from .classifier import load_or_train
+
+    data = load_faces(cfg, progress=progress)
+    if cfg.dataset == "standin":
+        load_or_train(cfg, profile, data, progress=progress)
 
 
 def notebook_status(profile: str, book_dir: Path = Path(".")):

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-LOSS_TERMS = ["loss", "rec_x", "rec_w", "kl_prior", "kl_cond", "kl_x", "kl_w"]
+LOSS_TERMS = [
+    "loss", "rec_x", "rec_w", "kl_prior", "kl_cond", "kl_x", "kl_w", "dec_loss", "d_loss",
+]  # fmt: skip
 
 
 def learning_curve(history: pd.DataFrame, title: str = "") -> plt.Figure:

@@ -135,7 +135,10 @@ def _face_results(cfg, profile, model, data, folder, metrics, root, progress) ->
     from . import classifier, faces
 
     metrics["n_train"] = int(data.x_train.shape[0])
-    metrics["data_manifest"] = data.manifest
+    metrics["width"] = cfg.model.width
+    # the manifest names the data folder by its full path: keep only its name in results
+    manifest = {k: v for k, v in data.manifest.items() if k != "data_dir"}
+    metrics["data_manifest"] = {**manifest, "data_folder": Path(data.manifest["data_dir"]).name}
     if model.p_w_z is not None:
         table = faces.attribute_estimation(model, data)
         results.write_text(folder / "attributes.csv", table.to_csv(index=False))
