@@ -84,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=None, help="runs at once (default: CPU cores, or 1 on a GPU)"
     )
     rep.add_argument("--epochs", type=int, help="override every run's epochs (for trials)")
+    rep.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "dask"],
+        help="local threads, or tasks on a Dask cluster (groups of runs of one architecture)",
+    )
+    rep.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (tcp://host:8786; dask-jobqueue for SLURM/PBS); "
+        "default: a LocalCluster of --jobs workers",
+    )
     rep.add_argument("--results-dir", type=Path, default=None)
     rep.add_argument("--book-dir", type=Path, default=None, help="default: the repository")
     rep.add_argument("--no-build", action="store_true", help="skip jupyter-book build")
@@ -142,6 +154,8 @@ def _reproduce(args) -> int:
             overrides=overrides,
             dataset=args.dataset,
             data_dir=args.data_dir,
+            executor=args.executor,
+            scheduler=args.scheduler,
         )
     except (ConfigError, DataError) as e:
         print(f"jmvae: error: {e}", file=sys.stderr)

@@ -229,6 +229,12 @@ IMAGE_SETTINGS: dict[str, dict] = {
     "train": {"lr": 1e-4, "betas": (0.5, 0.999), "epochs": 100, "warmup_epochs": 20},
     "eval": {"k": 10, "n_prior": 1000},  # the code: k = 10 (N = 10; ours is larger, cheap)
 }
+IMAGE_PROFILE_NOTES = {
+    "smoke": "a pipeline check on 240 faces, width 4, one epoch; its numbers are meaningless",
+    "quick": "a quarter of the channels (width 16), 8 epochs with a 2-epoch warm-up, k = 10, "
+    "sized for a 2-core CPU (the stand-in: 8,000 faces)",
+    "paper": "SPEC §7: width 64, 100 epochs with a 20-epoch warm-up, k = 10",
+}
 IMAGE_PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     "smoke": {
         "model": {"width": 4},
@@ -249,8 +255,16 @@ DATASET_DATA = {"standin": {"crop": "center", "n_images": 50000}, "celeba": {}}
 
 
 def image_w_dim(dataset: str) -> int:
-    """Number of attributes: CelebA's 40, or the stand-in's own list."""
+    """Number of attributes: the stand-in's own list, or the columns of the CelebA attribute
+    file's header (40 for the real CelebA; 40 when the file is not there yet)."""
     if dataset == "celeba":
+        from .faces import celeba_dir  # late: config stays free of data code otherwise
+
+        header = celeba_dir() / "list_attr_celeba.txt"
+        if header.exists():
+            with open(header) as f:
+                f.readline()
+                return len(f.readline().split()) or 40
         return 40
     from .standin import ATTRIBUTES  # late: only image runs need the stand-in's module
 

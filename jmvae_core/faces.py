@@ -47,7 +47,7 @@ def load_faces(cfg: RunConfig, device="cpu", progress: bool = True):
         limit = None
     else:
         root, limit = celeba_dir(), d.n_images
-    return celeba.load_celeba(
+    data = celeba.load_celeba(
         root,
         crop=d.crop,
         split=d.split,
@@ -59,6 +59,12 @@ def load_faces(cfg: RunConfig, device="cpu", progress: bool = True):
         limit=limit,
         progress=progress,
     )
+    if data.w_train.shape[1] != cfg.model.w_dim:
+        raise celeba.CelebAError(
+            f"{root}: {data.w_train.shape[1]} attributes, but the run was configured for "
+            f"{cfg.model.w_dim}; the attribute file changed after the run was planned"
+        )
+    return data
 
 
 def infer_x(model, x):

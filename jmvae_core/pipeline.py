@@ -7,12 +7,12 @@ into the run's folder -> every result notebook executed in place -> jupyter-book
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +21,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import results
-from .config import RunConfig, plan
+from .config import ConfigError, RunConfig, plan
 from .data import REPO_ROOT, fetch_mnist
+from .executors import EXECUTORS, run_dask, run_local
 from .faces import CELEBA_ENV, load_faces
 from .runs import TRAINED
 from .train import pick_device
@@ -126,8 +127,9 @@ def inputs_key(notebook: Path, profile: str, dataset: str = "mnist") -> str:
         if "injected-parameters" not in cell.metadata.get("tags", []):
             h.update(cell.source.encode())
     for metrics in sorted((results.results_root() / profile / "runs").glob("*/metrics.json")):
-        if results.is_done(metrics.parent):
-            h.update(metrics.read_bytes())
+        raw = metrics.read_bytes()
+        if results.is_done(metrics.parent) and json.loads(raw).get("dataset") == dataset:
+            h.update(raw)
     return h.hexdigest()
 
 
@@ -178,16 +180,22 @@ def reproduce(
     progress: bool = True,
     dataset: str = "mnist",
     data_dir: Path | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> Summary:
     """Run the whole study for a profile and dataset; skip DONE runs; return what ran, was
-    cached, failed. `data_dir` is the CelebA folder (dataset="celeba")."""
+    cached, failed. `data_dir` is the CelebA folder (dataset="celeba"). `executor="dask"` sends
+    groups of runs to a Dask cluster: `scheduler` (an address), else a LocalCluster of `jobs`
+    single-threaded workers."""
     start = time.perf_counter()
-    # parameter errors surface here, before any work
-    cfgs = plan(profile, dataset, **(overrides or {}))
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor={executor!r} is unknown; allowed: {', '.join(EXECUTORS)}")
     if results_dir is not None:
         os.environ[results.RESULTS_ENV] = str(Path(results_dir).resolve())  # kernels inherit it
     if data_dir is not None:
-        os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())
+        os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())  # before plan(): w_dim
+    # parameter errors surface here, before any work
+    cfgs = plan(profile, dataset, **(overrides or {}))
     log = lambda msg: tqdm.write(msg) if progress else None  # noqa: E731
     if dataset == "mnist":
         fetch_mnist(log=log)
@@ -208,14 +216,18 @@ def reproduce(
     if jobs > 1:
         # small matmuls scale poorly across threads: one thread per run is the better use
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_run_one, c, profile, device, book): c for c in cfgs}
-        for future, cfg in futures.items():
-            try:
-                getattr(summary, future.result()).append(cfg.run_id)
-            except NotebookFailed as err:
-                summary.failed.append(str(err))
-            bar.update()
+
+    def on_done(run_id, future):
+        try:
+            getattr(summary, future.result()).append(run_id)
+        except NotebookFailed as err:
+            summary.failed.append(str(err))
+        bar.update()
+
+    if executor == "dask":
+        run_dask(cfgs, profile, device, book, on_done, scheduler, workers=max(1, jobs))
+    else:
+        run_local(cfgs, profile, device, book, jobs, on_done)
     if summary.failed:
         bar.close()
         summary.seconds = time.perf_counter() - start

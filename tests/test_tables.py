@@ -61,7 +61,7 @@ def test_claim_verdicts_follow_their_rules():
     assert verdicts[1] == "supported"  # JMVAE -89 vs VAE -90
     assert verdicts[2] == "supported"  # accuracy 0.97, coherence 0.95
     assert verdicts[3] == "supported"  # kl -95 vs zero -110, joint falls with alpha
-    assert verdicts[4] == "not tested here"
+    assert verdicts[4] == "not tested on CelebA"
     worse = tables.claims(_study(vae=-80.0, kl_pm=-120.0, joint_hi=-80.0))["verdict"].tolist()
     assert worse[0] == "not supported" and worse[2] == "not supported"
     partly = tables.claims(_study(joint_hi=-85.0, coh=0.5))["verdict"].tolist()

@@ -1,0 +1,310 @@
+"""Many runs of one MNIST MLP architecture trained as one batched computation (DESIGN.md, Speed).
+
+R runs that differ only in seed and alpha share every shape: their parameters are stacked
+along a leading run dimension and each layer is one batched matmul. Per run, `fit_batched`
+reproduces `train.fit` (SPEC §3): same initial weights, random draws in the same order, same
+warm-up, Adam and clipping. On one CPU thread the result is bitwise fit's; elsewhere (several
+threads, CUDA) batched kernels may round differently from the single-run ones.
+
+Shapes: data and activations are (R, B, ...); per-run loss terms are (R,).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .config import ConfigError, ModelConfig, RunConfig
+from .data import MNIST
+from .models import MODEL_BUILDERS, build_model
+from .networks import kl_normal
+from .train import TrainingDiverged, pick_device, warmup_scales
+
+# the only fields batched runs may differ in; the others fix the shapes or the shared schedule
+PER_RUN_FIELDS = {("model", "alpha"), ("train", "seed")}
+
+
+class _BatchedAffine(torch.autograd.Function):
+    """h (R, B, in), weight (R, out, in), bias (R, 1, out) -> (R, B, out) (SPEC §3 layers).
+
+    Run by run, the very matmuls of nn.Linear's autograd (x W^T + b; g W; g^T x; batch sum of g).
+    Autograd of baddbmm would form the weight gradient as (x^T g)^T, which rounds differently
+    for 10-unit layers; training amplifies such last-bit differences chaotically.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        ctx.save_for_backward(h, weight)
+        return torch.baddbmm(bias, h, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        h, weight = ctx.saved_tensors
+        need_h, need_w, need_b = ctx.needs_input_grad
+        grad_h = g.bmm(weight) if need_h else None  # not for the data layers
+        grad_w = g.transpose(1, 2).bmm(h) if need_w else None
+        grad_b = g.sum(1, keepdim=True) if need_b else None
+        return grad_h, grad_w, grad_b
+
+
+class BLinear(nn.Module):
+    """R independent nn.Linear layers (SPEC §3): h (R, B, in) -> (R, B, out).
+
+    weight (R, out, in) keeps nn.Linear's (out, in) layout, so each run's slice is exactly
+    that run's nn.Linear weight; bias (R, 1, out) broadcasts over the batch.
+    """
+
+    def __init__(self, runs: int, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(runs, n_out, n_in))
+        self.bias = nn.Parameter(torch.zeros(runs, 1, n_out))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return _BatchedAffine.apply(h, self.weight, self.bias)
+
+
+def _batchify(module: nn.Module, runs: int) -> nn.Module:
+    """Swap every nn.Linear inside `module` for a BLinear of R runs, in place (SPEC §3)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, BLinear(runs, child.in_features, child.out_features))
+        else:
+            _batchify(child, runs)
+    return module
+
+
+class BatchedModel(nn.Module):
+    """R runs of one variant (SPEC §2): the single-run submodules, nn.Linear -> BLinear.
+
+    The networks classes are reused unchanged: their code only uses the last dimension, so
+    with BLinear layers they map (R, B, in) to (R, B, ...)."""
+
+    def __init__(self, cfgs: list[ModelConfig]):
+        super().__init__()
+        _check_same([{"model": vars(c)} for c in cfgs])
+        self.cfgs = list(cfgs)
+        self.cfg = cfgs[0]  # shared fields only (variant, sizes, cmma_prior_kl); alpha is per run
+        self.runs = len(cfgs)
+        # a template gives structure and names; on the meta device it draws no random numbers
+        with torch.device("meta"):
+            template = MODEL_BUILDERS[self.cfg.variant](self.cfg)
+        for name, child in template.named_children():
+            setattr(self, name, _batchify(child, self.runs))
+        for name in ("q_z_x", "q_z_w"):  # JMVAE-zero keeps them as None, like the single model
+            if getattr(template, name, 0) is None:
+                setattr(self, name, None)
+        self.register_buffer("alpha", torch.tensor([c.alpha for c in cfgs]))
+
+    def infer_from_x(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x) (VAE, JMVAE-kl) or q(z|x,0) (JMVAE-zero, SPEC §2): (R, B, X) -> 2 x (R, B, D)."""
+        if self.cfg.variant in ("cvae", "cmma"):
+            raise AttributeError(f"{self.cfg.variant} has no single-input inference")
+        if getattr(self, "q_z_x", None) is not None:
+            return self.q_z_x(x)
+        return self.q_z_xw(x, x.new_zeros(*x.shape[:-1], self.cfg.w_dim))
+
+    def infer_from_w(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, SPEC §2): (R, B, W) -> 2 x (R, B, D)."""
+        if not self.cfg.variant.startswith("jmvae"):
+            raise AttributeError(f"{self.cfg.variant} has no inference from w alone")
+        if self.q_z_w is not None:
+            return self.q_z_w(w)
+        return self.q_z_xw(w.new_zeros(*w.shape[:-1], self.cfg.x_dim), w)
+
+
+def stack_models(models: list[nn.Module]) -> BatchedModel:
+    """Copy R single-run models (SPEC §3 architecture) into one BatchedModel on their device."""
+    batched = BatchedModel([m.cfg for m in models])
+    singles = [dict(m.named_parameters()) for m in models]
+    with torch.no_grad():
+        for name, param in batched.named_parameters():
+            # nn.Linear's weight (out, in) and bias (out,) -> BLinear's (R, out, in), (R, 1, out)
+            param.copy_(torch.stack([s[name].view(param.shape[1:]) for s in singles]))
+    return batched.to(next(models[0].parameters()).device)
+
+
+def unstack(batched: BatchedModel, r: int) -> nn.Module:
+    """Run r of `batched` as an ordinary single-run model (SPEC §2) on the same device."""
+    with torch.device("meta"):  # no initialisation work, no draw from the global RNG
+        model = build_model(batched.cfgs[r])
+    state = {
+        name: (p[r, 0] if name.endswith("bias") else p[r]).detach().clone().contiguous()
+        for name, p in batched.named_parameters()
+    }
+    model.load_state_dict(state, assign=True)  # assign: replaces the meta tensors
+    return model
+
+
+def batched_loss(m: BatchedModel, x, w, eps, beta=1.0, alpha=None) -> dict[str, torch.Tensor]:
+    """Per-run terms (R,) of objectives.OBJECTIVES[variant] (SPEC §2): x (R,B,X), w (R,B,W).
+
+    `eps` (R, B, D) is the reparameterisation noise, `alpha` (R,) alpha times the warm-up scale
+    (default: the model's alphas). Batch means are over dim -1 of (R, B). Sum "loss" over runs
+    to backpropagate: the runs' parameters are disjoint, so each run gets its own gradient.
+    """
+    # the terms are built in the objectives' order: autograd sums a tensor's gradient
+    # contributions in graph order, and another order would round differently
+    variant, joint = m.cfg.variant, m.cfg.variant.startswith("jmvae")
+    mu, var = m.q_z_x(x) if variant == "vae" else m.q_z_xw(x, w)
+    z = mu + var.sqrt() * eps  # objectives.sample, with the noise given
+    log_px = m.p_x_zw.log_prob(x, z, w) if variant == "cvae" else m.p_x_z.log_prob(x, z)
+    t = {"rec_x": -log_px.mean(-1)}
+    if joint:
+        t["rec_w"] = -m.p_w_z.log_prob(w, z).mean(-1)
+    if variant == "cmma":
+        t["kl_cond"] = kl_normal(mu, var, *m.p_z_w(w)).mean(-1)
+    prior_kl = variant != "cmma" or m.cfg.cmma_prior_kl
+    t["kl_prior"] = kl_normal(mu, var).mean(-1) if prior_kl else torch.zeros_like(t["rec_x"])
+    if variant == "jmvae_kl":
+        t["kl_x"] = kl_normal(mu, var, *m.q_z_x(x)).mean(-1)
+        t["kl_w"] = kl_normal(mu, var, *m.q_z_w(w)).mean(-1)
+    if variant == "cmma":
+        return {"loss": t["rec_x"] + beta * (t["kl_cond"] + t["kl_prior"]), **t}
+    if not joint:
+        return {"loss": t["rec_x"] + beta * t["kl_prior"], **t}
+    loss = t["rec_x"] + t["rec_w"] + beta * t["kl_prior"]
+    if variant == "jmvae_kl":
+        alpha = m.alpha if alpha is None else alpha
+        loss = loss + alpha * (t["kl_x"] + t["kl_w"])
+    return {**t, "loss": loss}
+
+
+@torch.no_grad()
+def clip_gradients_per_run(params: list[torch.Tensor], clip_norm, clip_value) -> None:
+    """train.clip_gradients for each run's slices of the stacked grads (R, ...) (SPEC §3)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if clip_norm is not None:
+        # as clip_grad_norm_: the norm of the per-tensor norms, then min(1, max/(norm + 1e-6))
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], 1)
+        coef = (clip_norm / (torch.linalg.vector_norm(norms, dim=1) + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(grads, [coef.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+    if clip_value is not None:
+        torch._foreach_clamp_min_(grads, -clip_value)
+        torch._foreach_clamp_max_(grads, clip_value)
+
+
+def _check_same(runs: list[dict[str, dict]]) -> None:
+    """Raise ConfigError naming the first field ("part.name") that differs between runs."""
+    if not runs:
+        raise ConfigError("batched training needs at least one run")
+    for other in runs[1:]:
+        for part, fields in other.items():
+            for name, value in fields.items():
+                first = runs[0][part][name]
+                if (part, name) not in PER_RUN_FIELDS and value != first:
+                    raise ConfigError(
+                        f"{part}.{name} differs between batched runs ({first!r} vs {value!r}); "
+                        "only alpha and seed may differ"
+                    )
+
+
+def _draw(grey: torch.Tensor, gens: list[torch.Generator], latent: int, device):
+    """Per-run binarised images (R, B, X) and noise (R, B, D), each from its run's generator.
+
+    A loop over runs, because every run must use its own generator in fit's order (bernoulli,
+    then the objective's randn); with randperm, it is the obstacle to CUDA-graph capture.
+    """
+    xs, eps = [], []
+    for r, g in enumerate(gens):
+        xs.append(torch.bernoulli(grey[r], generator=g))
+        eps.append(torch.randn((grey.shape[1], latent), generator=g, device=device))
+    return torch.stack(xs), torch.stack(eps)
+
+
+def _run_epoch(model, optimizer, attach_grads, data: MNIST, cfgs, epoch, gens) -> list[dict]:
+    """One epoch of train._run_epoch for all runs at once (SPEC §3): one history row per run."""
+    tc, device = cfgs[0].train, model.alpha.device
+    beta, alpha_scale = warmup_scales(tc, epoch)
+    # alpha * scale in double, then float32: the rounding of fit's Python-float product
+    alpha = torch.tensor([c.model.alpha * alpha_scale for c in cfgs], device=device)
+    params = list(model.parameters())
+    n, bs, latent = data.x_train.shape[0], tc.batch_size, model.cfg.latent_dim
+    orders = torch.stack([torch.randperm(n, generator=g, device=data.x_train.device) for g in gens])
+    sums: dict[str, torch.Tensor] = {}
+    n_batches = n // bs  # the last partial batch is dropped, as fit does
+    for b in range(n_batches):
+        idx = orders[:, b * bs : (b + 1) * bs]
+        x, eps = _draw(data.x_train[idx], gens, latent, device)
+        terms = batched_loss(model, x, data.w_train[idx], eps, beta, alpha)
+        model.zero_grad(set_to_none=True)
+        terms["loss"].sum().backward()
+        clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)
+        attach_grads()  # per-run Adam: hand each view its slice of the new gradient
+        optimizer.step()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach()
+    per_run = {name: total.tolist() for name, total in sums.items()}  # one sync per epoch
+    rows = []
+    for r, cfg in enumerate(cfgs):
+        row = {name: values[r] / n_batches for name, values in per_run.items()}
+        bad = [name for name, value in row.items() if not math.isfinite(value)]
+        if bad:
+            raise TrainingDiverged(f"{cfg.run_id} epoch {epoch + 1}: non-finite {bad}: {row}")
+        rows.append({"epoch": epoch + 1, "beta": beta, "alpha_scale": alpha_scale, **row})
+    return rows
+
+
+def _adam(params: list[torch.Tensor], tc, device, per_run: bool):
+    """fit's Adam (SPEC §3) over stacked tensors (R, ...): returns (optimizer, attach_grads).
+
+    Adam is element-wise, so one optimiser over stacked tensors is per-run exact maths, but the
+    fused CPU kernel rounds a tensor's shorter-than-a-vector tail differently: fit's 10-element
+    bias is all tail, its slice of a stacked bias is not. With `per_run` Adam steps per-run
+    views, each exactly a tensor fit steps (cheap on a CPU, where the matmuls dominate).
+    """
+    kw = {"lr": tc.lr, "betas": tc.betas, "eps": tc.adam_eps}
+    kw["fused"] = device.type in ("cpu", "cuda") or None  # as fit
+    if not per_run:
+        return torch.optim.Adam(params, **kw), lambda: None
+    with torch.no_grad():  # views that share the stacked storage; Adam updates them in place
+        views = [(p, r, p[r]) for p in params for r in range(p.shape[0])]
+
+    def attach_grads():
+        for p, r, view in views:
+            view.grad = p.grad[r]
+
+    return torch.optim.Adam([v for _, _, v in views], **kw), attach_grads
+
+
+def fit_batched(
+    cfgs: list[RunConfig],
+    data: MNIST,
+    device=None,
+    progress=True,
+    epochs=None,
+    per_run_adam: bool | None = None,
+):
+    """Train R runs of one architecture together; each run as train.fit alone (SPEC §3).
+
+    `epochs` (default: the configs' epochs) runs only the first epochs of the schedule.
+    `per_run_adam` (default: on a CPU) steps per-run views, bitwise like fit (see _adam).
+    Returns (R single-run models in eval mode, R histories); a row's time_s is the batched
+    epoch's wall time divided by R (the run's share) and batch_runs is R.
+    """
+    _check_same([{"model": vars(c.model), "train": vars(c.train)} for c in cfgs])
+    device = pick_device(device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # as fit: subnormal Adam moments slow every step
+    singles = []
+    for cfg in cfgs:
+        torch.manual_seed(cfg.train.seed)  # exactly fit's initial weights, run by run
+        singles.append(build_model(cfg.model))
+    model = stack_models(singles).to(device)
+    per_run = device.type == "cpu" if per_run_adam is None else per_run_adam
+    optimizer, attach_grads = _adam(list(model.parameters()), cfgs[0].train, device, per_run)
+    gens = [torch.Generator(device=device).manual_seed(c.train.seed) for c in cfgs]
+    histories: list[list[dict]] = [[] for _ in cfgs]
+    model.train()
+    n_epochs = cfgs[0].train.epochs if epochs is None else epochs
+    for epoch in tqdm(range(n_epochs), desc=f"{len(cfgs)} runs", disable=not progress):
+        start = time.perf_counter()
+        rows = _run_epoch(model, optimizer, attach_grads, data, cfgs, epoch, gens)
+        share = round((time.perf_counter() - start) / len(cfgs), 4)
+        for history, row in zip(histories, rows, strict=True):
+            history.append({**row, "time_s": share, "batch_runs": len(cfgs)})
+    models = [unstack(model, r).eval() for r in range(len(cfgs))]
+    return models, histories

@@ -1,0 +1,96 @@
+"""Where the runs of a plan execute: threads on this machine, or tasks on a Dask cluster.
+
+Runs that share an architecture (dataset, variant, latent size, width) form one group and one
+task, so a worker (one GPU) receives the runs that can share its device. Each task executes
+the same train/evaluate notebooks as the local executor, so both give identical results.
+`--scheduler tcp://host:8786` reaches any Dask cluster, including SLURM/PBS allocations made
+with dask-jobqueue; without it a LocalCluster is started on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .config import RunConfig
+
+EXECUTORS = ("local", "dask")
+
+
+def group_runs(cfgs: list[RunConfig]) -> list[list[RunConfig]]:
+    """Runs of equal architecture together (seeds, alpha values), in plan order."""
+    groups: dict[tuple, list[RunConfig]] = {}
+    for cfg in cfgs:
+        m = cfg.model
+        groups.setdefault((cfg.dataset, m.variant, m.latent_dim, m.width), []).append(cfg)
+    return list(groups.values())
+
+
+def run_group(cfg_dicts: list[dict], profile: str, device, book: str, env: dict) -> list:
+    """One task: every run of a group, one after the other -> [(run_id, 'ran'|'cached')].
+
+    `env` carries the results/data locations and thread settings to a worker process, which
+    may live on another machine.
+    """
+    from .pipeline import _run_one  # late: a worker imports the package on its own
+
+    os.environ.update(env)
+    cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
+    return [(cfg.run_id, _run_one(cfg, profile, device, Path(book))) for cfg in cfgs]
+
+
+def _task_env() -> dict:
+    keys = ("JMVAE_RESULTS_DIR", "JMVAE_DATA_DIR", "JMVAE_CELEBA_DIR", "OMP_NUM_THREADS")
+    return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def run_local(cfgs, profile, device, book: Path, jobs: int, on_done: Callable) -> None:
+    """Each run in a thread of this process (each run is a papermill kernel of its own)."""
+    from .pipeline import _run_one
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_run_one, c, profile, device, book): c for c in cfgs}
+        for future, cfg in futures.items():
+            on_done(cfg.run_id, future)
+
+
+def run_dask(
+    cfgs, profile, device, book: Path, on_done: Callable, scheduler=None, workers: int = 2
+) -> None:
+    """Each group of runs as one task on a Dask cluster (a LocalCluster unless `scheduler`)."""
+    from distributed import Client, LocalCluster, as_completed
+
+    env = _task_env() | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        client = Client(cluster)
+    try:
+        groups = group_runs(cfgs)
+        futures = {
+            client.submit(
+                run_group, [c.to_dict() for c in g], profile, device, str(book), env,
+                pure=False, key=f"jmvae-{g[0].run_id}",
+            ): g
+            for g in groups
+        }  # fmt: skip
+        for future in as_completed(futures):
+            for cfg in futures[future]:
+                on_done(cfg.run_id, _GroupResult(future, cfg.run_id))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class _GroupResult:
+    """The outcome of one run inside a finished group task, shaped like a Future."""
+
+    def __init__(self, future, run_id: str):
+        self.future, self.run_id = future, run_id
+
+    def result(self) -> str:
+        return dict(self.future.result())[self.run_id]
