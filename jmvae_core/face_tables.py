@@ -60,19 +60,24 @@ def table2(runs: list[dict]) -> pd.DataFrame:
     return table
 
 
+def _per_run_tables(runs: list[dict], filename: str, columns: list[str]) -> dict:
+    """{variant label: the run's <filename> indexed by attribute} for the runs that have it."""
+    tables = {}
+    for variant, run in by_variant(runs).items():
+        path = Path(run["path"]) / filename
+        if path.exists():
+            tables[LABELS[variant]] = pd.read_csv(path).set_index("attribute")[columns]
+    return tables
+
+
 def attribute_table(runs: list[dict]) -> pd.DataFrame:
     """Per-attribute accuracy and AUC of attributes estimated from images, one column pair per
-    variant that has p(w|z) (from each run's attributes.csv)."""
-    parts = {}
-    for variant, run in by_variant(runs).items():
-        path = Path(run["path"]) / "attributes.csv"
-        if path.exists():
-            df = pd.read_csv(path).set_index("attribute")
-            parts[LABELS[variant]] = df[["accuracy", "auc"]]
-            rate = df["positive_rate"]
+    variant that has p(w|z) (from each run's attributes.csv), and the test positive rate."""
+    parts = _per_run_tables(runs, "attributes.csv", ["accuracy", "auc", "positive_rate"])
     if not parts:
         return pd.DataFrame()
-    table = pd.concat(parts, axis=1)
+    rate = next(iter(parts.values()))["positive_rate"]
+    table = pd.concat({k: v[["accuracy", "auc"]] for k, v in parts.items()}, axis=1)
     table[("test set", "positive rate")] = rate
     return table
 
@@ -80,12 +85,7 @@ def attribute_table(runs: list[dict]) -> pd.DataFrame:
 def coherence_table(runs: list[dict]) -> pd.DataFrame:
     """Per-attribute coherence of attribute -> face generation and its chance baseline, one
     column pair per variant that generates from attributes (each run's coherence.csv)."""
-    parts = {}
-    for variant, run in by_variant(runs).items():
-        path = Path(run["path"]) / "coherence.csv"
-        if path.exists():
-            df = pd.read_csv(path).set_index("attribute")
-            parts[LABELS[variant]] = df[["coherence", "chance"]]
+    parts = _per_run_tables(runs, "coherence.csv", ["coherence", "chance"])
     return pd.concat(parts, axis=1) if parts else pd.DataFrame()
 
 

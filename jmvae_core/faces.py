@@ -23,6 +23,8 @@ CELEBA_ENV = "JMVAE_CELEBA_DIR"
 EDIT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Bangs", "Blond_Hair", "Mustache")
 N_SHOWN = 8  # test faces in the reconstruction figure
 N_EDITED = 4  # test faces in the editing figure
+N_AVERAGED = 200  # attribute vectors averaged per attribute face (bounds the decoder's batch)
+BATCH = 250  # test faces per forward pass
 
 
 def celeba_dir() -> Path:
@@ -100,8 +102,9 @@ def _images(x: torch.Tensor, data) -> np.ndarray:
 
 @torch.no_grad()
 def face_arrays(model, data) -> dict[str, np.ndarray]:
-    """Arrays of the face figures: originals and reconstructions, average face per attribute,
-    edits. Keys: recon_x, recon_from_x, recon_from_xw, attribute_faces, edit_faces, edit_names."""
+    """Arrays of the face figures: originals and reconstructions, average face per attribute
+    (over up to N_AVERAGED test attribute vectors), edits. Keys: recon_x, recon_from_x,
+    recon_from_xw, attribute_faces, attribute_names, edit_faces, edit_names."""
     model.eval()
     x, w = data.x_test[:N_SHOWN], data.w_test[:N_SHOWN]
     out = {"recon_x": _images(x, data)}
@@ -115,7 +118,7 @@ def face_arrays(model, data) -> dict[str, np.ndarray]:
     names = list(data.attribute_names)
     faces = []
     for a in range(len(names)):
-        rows = data.w_test[data.w_test[:, a] > 0]
+        rows = data.w_test[data.w_test[:, a] > 0][:N_AVERAGED]
         faces.append(model.generate(z_from_attributes(model, rows), rows).mean(0))
     out["attribute_faces"] = _images(torch.stack(faces), data)
     out["attribute_names"] = np.array(names)
@@ -148,7 +151,11 @@ def attribute_estimation(model, data) -> pd.DataFrame:
     """Attributes estimated from test images: E[w|z] at the mean of q(z|x) (q(z|x,0) for
     JMVAE-zero); per attribute the accuracy of its sign, the AUC and the positive rate."""
     model.eval()
-    scores = model.p_w_z.mean(model.infer_from_x(data.x_test)[0]).cpu().numpy()
+    x = data.x_test
+    parts = [
+        model.p_w_z.mean(model.infer_from_x(x[i : i + BATCH])[0]) for i in range(0, len(x), BATCH)
+    ]
+    scores = torch.cat(parts).cpu().numpy()
     truth = data.w_test.cpu().numpy()
     rows = []
     for a, name in enumerate(data.attribute_names):
