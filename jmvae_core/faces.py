@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .config import RunConfig
+from .conv import IMAGE_SHAPE
 from .data import data_dir
 
 CELEBA_ENV = "JMVAE_CELEBA_DIR"
@@ -104,7 +105,7 @@ def _images(x: torch.Tensor, data) -> np.ndarray:
 def face_arrays(model, data) -> dict[str, np.ndarray]:
     """Arrays of the face figures: originals and reconstructions, average face per attribute
     (over up to N_AVERAGED test attribute vectors), edits. Keys: recon_x, recon_from_x,
-    recon_from_xw, attribute_faces, attribute_names, edit_faces, edit_names."""
+    recon_from_xw, attribute_faces, attribute_names, attribute_counts, edit_faces, edit_names."""
     model.eval()
     x, w = data.x_test[:N_SHOWN], data.w_test[:N_SHOWN]
     out = {"recon_x": _images(x, data)}
@@ -116,11 +117,16 @@ def face_arrays(model, data) -> dict[str, np.ndarray]:
     if model.cfg.variant == "vae_gan":
         return out
     names = list(data.attribute_names)
-    faces = []
+    faces, counts = [], []
     for a in range(len(names)):
         rows = data.w_test[data.w_test[:, a] > 0][:N_AVERAGED]
+        counts.append(rows.shape[0])
+        if rows.shape[0] == 0:  # no test face has it: a black tile, counted as 0
+            faces.append(torch.full(IMAGE_SHAPE, -1e9, device=rows.device))
+            continue
         faces.append(model.generate(z_from_attributes(model, rows), rows).mean(0))
     out["attribute_faces"] = _images(torch.stack(faces), data)
+    out["attribute_counts"] = np.array(counts)
     out["attribute_names"] = np.array(names)
     edits = [n for n in EDIT_ATTRIBUTES if n in names]
     x, w = data.x_test[:N_EDITED], data.w_test[:N_EDITED]

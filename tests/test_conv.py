@@ -3,6 +3,7 @@
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,20 @@ def test_gan_fit_resumes_exactly(tmp_path):
     for p, q in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q)
     assert all(math.isfinite(r["loss"]) for r in hist)
+
+
+def test_attribute_faces_without_any_test_example_are_black_and_counted():
+    from types import SimpleNamespace
+
+    from jmvae_core.faces import face_arrays
+
+    model = build_model(face_cfg("jmvae_kl_gan").model).eval()
+    x, w = batch(n=6)
+    w[:, 2] = -1  # attribute 2 absent from every test face
+    data = SimpleNamespace(
+        x_test=x, w_test=w, attribute_names=[f"a{i}" for i in range(W_DIM)],
+        mean=np.zeros((3, 64, 64), np.float32), std=np.ones((3, 64, 64), np.float32),
+    )  # fmt: skip
+    arrays = face_arrays(model, data)
+    assert arrays["attribute_counts"][2] == 0 and arrays["attribute_faces"][2].max() == 0
+    assert arrays["attribute_faces"].shape == (W_DIM, 64, 64, 3)
