@@ -80,7 +80,7 @@ def load_or_train(cfg: RunConfig, profile: str, data, root=None, progress=True):
     per-attribute accuracy on the real test faces."""
     folder = classifier_dir(cfg, profile, root)
     n_attr = data.w_train.shape[1]
-    if results.is_done(folder):
+    if results.is_done(folder) and (folder / "classifier.pt").exists():  # weights: not committed
         clf = AttributeClassifier(n_attr).to(data.x_train.device)
         clf.load_state_dict(results.load_torch(folder / "classifier.pt", data.x_train.device))
         return clf.eval(), pd.read_csv(folder / "accuracy.csv")

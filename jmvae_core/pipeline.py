@@ -201,7 +201,9 @@ def reproduce(
         fetch_mnist(log=log)
         notebooks = RESULT_NOTEBOOKS
     else:
-        prepare_faces(cfgs[0], profile, progress)
+        todo = [c for c in cfgs if not results.is_done(results.run_dir(profile, c.run_id))]
+        if todo:  # finished runs need neither the images nor the judge
+            prepare_faces(todo[0], profile, progress)
         notebooks = FACE_NOTEBOOKS
     book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
     summary = Summary()

@@ -103,3 +103,14 @@ def test_celeba_reproduce_names_missing_files(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 2
     assert "list_attr_celeba.txt" in done.stderr or "nowhere" in done.stderr
+
+
+def test_a_second_standin_reproduce_needs_no_data(standin_smoke, tmp_path, monkeypatch):
+    """Finished runs are read back: no stand-in images, no crops, no judge (a fresh clone)."""
+    base, _ = standin_smoke
+    monkeypatch.setenv("JMVAE_DATA_DIR", str(tmp_path / "empty"))
+    again = pipeline.reproduce(
+        "smoke", dataset="standin", book_dir=base / "book", build=False, progress=False
+    )
+    assert again.ran == [] and len(again.cached) == len(IMAGE_VARIANTS)
+    assert not (tmp_path / "empty").exists()
