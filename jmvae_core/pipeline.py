@@ -30,7 +30,8 @@ from .train import pick_device
 
 RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
-    "setup", "table1", "latent", "alpha", "generation", "claims", "reproducibility", "status",
+    "setup", "table1", "latent", "alpha", "generation", "claims", "reproducibility",
+    "performance", "status",
 )  # fmt: skip
 FACE_NOTEBOOKS = ("celeba", "status")  # the face chapter reads one dataset: a parameter
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
