@@ -132,3 +132,9 @@ def load_arrays(run: dict) -> dict:
     """The figure arrays (arrays.npz) of a run returned by load_runs."""
     with np.load(Path(run["path"]) / "arrays.npz") as npz:
         return dict(npz)
+
+
+def load_benchmark(name: str) -> tuple[dict, dict]:
+    """benchmarks/results/<name>.json and its entries as {entry name: value}."""
+    data = read_json(REPO_ROOT / "benchmarks" / "results" / f"{name}.json")
+    return data, {e["name"]: e["value"] for e in data.get("entries", [])}
