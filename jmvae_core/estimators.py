@@ -70,23 +70,21 @@ def _densities(model, x, w) -> dict:
         mu, var = model.p_z_w(w)
         return log_normal(z, mu, var)
 
-    if not _is_image_model(model):
-        return {
-            "px": lambda z: model.p_x_z.log_prob(x, z),
-            "pw": lambda z: model.p_w_z.log_prob(w, z),
-            "pz": log_std_normal,
-            "px_w": lambda z: model.p_x_zw.log_prob(x, z, w),
-            "pz_w": pz_w,
-        }
-    return {
-        "px": lambda z: model.p_x_z.log_prob(x, z, "sum"),
-        "px_cm": lambda z: model.p_x_z.log_prob(x, z, "channel_mean"),
+    terms = {
+        "px": lambda z: model.p_x_z.log_prob(x, z),
         "pw": lambda z: model.p_w_z.log_prob(w, z),
         "pz": log_std_normal,
-        "px_w": lambda z: model.p_x_zw.log_prob(x, z, w, "sum"),
-        "px_w_cm": lambda z: model.p_x_zw.log_prob(x, z, w, "channel_mean"),
+        "px_w": lambda z: model.p_x_zw.log_prob(x, z, w),
         "pz_w": pz_w,
     }
+    if _is_image_model(model):  # the image terms in both conventions, named explicitly
+        terms |= {
+            "px": lambda z: model.p_x_z.log_prob(x, z, "sum"),
+            "px_cm": lambda z: model.p_x_z.log_prob(x, z, "channel_mean"),
+            "px_w": lambda z: model.p_x_zw.log_prob(x, z, w, "sum"),
+            "px_w_cm": lambda z: model.p_x_zw.log_prob(x, z, w, "channel_mean"),
+        }
+    return terms
 
 
 def _is_image_model(model) -> bool:
