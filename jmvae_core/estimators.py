@@ -7,7 +7,10 @@ float64 nats). Estimators that share a proposal share its samples: `joint`, `mar
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,16 +100,64 @@ def spec_of(model) -> dict:
     return table[model.cfg.variant]
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+# the terms whose decoders may run in bfloat16: the Bernoulli and categorical MLPs. Gaussian
+# terms (CMMA's p(z|w)) stay in float32: a rounded mean over a small variance moved CMMA's
+# conditional estimate by 0.10 nats (quick CMMA, 500 test images)
+BF16_TERMS = ("px", "pw", "px_w")
+
+
+@functools.cache
+def _cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX; Linux flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: stay in float32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, model, device) -> str:
+    """The precision ("fp32" or "bf16") of the estimators' decoders (DESIGN.md, Speed).
+
+    "auto" is "bf16" for the MNIST MLPs on hardware with native bfloat16 matmuls (a CPU with
+    AVX-512 BF16/AMX, a CUDA GPU of compute capability 8.0 or newer) and "fp32" otherwise,
+    and always "fp32" for the face models, whose Gaussian image terms were not measured.
+    Measured on the quick JMVAE-kl (1000 test images, k=1000, the same draws): the mean
+    marginal log p(x) moves by 0.0003 nats, per image by 0.027 (sd), at 2.5x the speed.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if _is_image_model(model):
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
+    return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
+
+
+def _decoder_precision(device: torch.device, precision: str):
+    """bfloat16 matmuls in the decoders: every log-density sum stays in float32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """log(mean(exp(a))) along `dim`, computed stably in float64."""
     a = a.double()
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
 
 
-def draw(mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096) -> dict:
+def draw(
+    mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096, precision="fp32"
+) -> dict:
     """k draws z ~ N(mu, var) per example; each log term and log q at them: -> {name: (B, k)}.
 
-    mu, var: (B, D). The k draws are made in chunks of at most `max_rows` decoder rows.
+    mu, var: (B, D). The k draws are made in chunks of at most `max_rows` decoder rows; the
+    log terms (decoders) run in `precision` ("fp32" or "bf16", see resolve_precision).
     """
     batch = mu.shape[0]
     chunk = max(1, min(k, max_rows // batch))
@@ -117,11 +168,15 @@ def draw(mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096)
         z = mu + var.sqrt() * eps
         out["q"].append(log_normal(z, mu, var).double())
         for name, fn in log_terms.items():
-            out[name].append(fn(z).double())
+            low = precision if name in BF16_TERMS else "fp32"
+            with _decoder_precision(mu.device, low):
+                out[name].append(fn(z).double())
     return {name: torch.cat(parts, dim=0).T for name, parts in out.items()}
 
 
-def log_p_w(model, w, n_prior: int, generator=None, max_rows: int = 262144) -> torch.Tensor:
+def log_p_w(
+    model, w, n_prior: int, generator=None, max_rows: int = 262144, precision="fp32"
+) -> torch.Tensor:
     """log p_hat(w) = logmeanexp over n_prior draws z ~ N(0, I) of log p(w|z): (B, W) -> (B,).
 
     One set of prior draws serves every example of the batch (the decoder runs n_prior times).
@@ -134,7 +189,8 @@ def log_p_w(model, w, n_prior: int, generator=None, max_rows: int = 262144) -> t
         z = torch.randn(
             (kc, 1, model.cfg.latent_dim), generator=generator, device=w.device, dtype=w.dtype
         )
-        parts.append(model.p_w_z.log_prob(w, z).double())
+        with _decoder_precision(w.device, precision):
+            parts.append(model.p_w_z.log_prob(w, z).double())
     return log_mean_exp(torch.cat(parts, dim=0), dim=0)
 
 
@@ -144,11 +200,16 @@ def available(variant: str, image: bool = False) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_rows=4096):
+def estimate(
+    model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_rows=4096,
+    precision="fp32",
+):  # fmt: skip
     """Per-example log-likelihood estimates of SPEC §4: x (B, X), w (B, W) -> {name: (B,)}.
 
     `names` defaults to every estimator of the model's variant; an unknown name is an error.
+    `precision` ("fp32"/"bf16"/"auto") applies to the decoders (resolve_precision).
     """
+    precision = resolve_precision(precision, model, x.device)
     spec = spec_of(model)
     names = tuple(spec) if names is None else tuple(names)
     unknown = [n for n in names if n not in spec]
@@ -166,11 +227,11 @@ def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_
     for proposal, terms in needed.items():
         mu, var = PROPOSALS[proposal](model, x, w)
         draws[proposal] = draw(
-            mu, var, {t: densities[t] for t in sorted(terms)}, k, generator, max_rows
+            mu, var, {t: densities[t] for t in sorted(terms)}, k, generator, max_rows, precision
         )
     log_pw = None
     if any(spec[n][2] for n in names):
-        log_pw = log_p_w(model, w, n_prior, generator)
+        log_pw = log_p_w(model, w, n_prior, generator, precision=precision)
     out = {}
     for n in names:
         proposal, terms, conditional = spec[n]
@@ -182,12 +243,13 @@ def estimate(model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_
 
 def evaluate(
     model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=None, progress=True,
-    max_rows=None,
+    max_rows=None, precision="fp32",
 ):  # fmt: skip
     """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (SPEC §4).
 
     `batch_size` (examples) and `max_rows` (decoder rows per chunk) default to 250 and 4096 on
     a CPU, which suit its caches, and to 1000 and 262144 on an accelerator, which wants work.
+    `precision`: of the decoders, "fp32", "bf16" or "auto" (see resolve_precision).
     """
     on_cpu = x.device.type == "cpu"
     # a face decoder row is ~16x an MNIST one (12288 outputs and conv activations)
@@ -200,7 +262,7 @@ def evaluate(
     starts = range(0, x.shape[0], batch_size)
     for start in tqdm(starts, desc=f"estimators k={k}", disable=not progress, leave=False):
         sl = slice(start, start + batch_size)
-        batch = estimate(model, x[sl], w[sl], names, k, n_prior, generator, max_rows)
+        batch = estimate(model, x[sl], w[sl], names, k, n_prior, generator, max_rows, precision)
         for name, values in batch.items():
             results.setdefault(name, []).append(values.cpu().numpy())
     return {name: np.concatenate(parts) for name, parts in results.items()}

@@ -105,17 +105,35 @@ class BernoulliMLP(nn.Module):
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) = sum_d x_d a_d - softplus(a_d): x (B, X), z (..., B, D) -> (..., B).
 
-        With many samples per example (z.dim() > x.dim()) the data term is folded into the
-        last layer, x . (W h + b) = h . (W^T x) + b . x, computed once per example, so only the
-        softplus term touches every logit. Exact, without the code's eps=1.19e-7 inside logs.
+        With many samples per example (z.dim() > x.dim(), the estimators) the sum is taken by
+        `bernoulli_log_prob_sum`, in float32 even when the layers ran in bfloat16. Exact,
+        without the code's eps=1.19e-7 inside logs.
         """
-        h = self.trunk(z)
-        a = self.out(h)
+        a = self.out(self.trunk(z))
         if z.dim() > x.dim():
-            data_term = (h * (x @ self.out.weight)).sum(-1) + x @ self.out.bias
-        else:
-            data_term = (x * a).sum(-1)
-        return data_term - F.softplus(a).sum(-1)
+            return bernoulli_log_prob_sum(a, x)
+        return (x * a).sum(-1) - F.softplus(a).sum(-1)
+
+
+def bernoulli_log_prob_sum(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_d log Bernoulli(x_d | sigmoid(a_d)) in float32: a (..., B, X), x (B, X) -> (..., B).
+
+    With t = (2x - 1) a, each term is log sigmoid(t) = min(t, 0) + log sigmoid(|t|), and
+    |t| = |a|. The second part lies in [log 1/2, 0], so products of up to 64 of its
+    sigmoids stay above 2^-64: the logarithm (the slow part, ~10x slower than sigmoid on a
+    CPU) is taken once per group of 2^m pixels instead of once per pixel. Both parts use
+    the same (possibly bfloat16-rounded) logits, so a rounding error d in a_d moves the term
+    by only d (sigmoid(a_d) - x_d): nearly nothing where the model is confident.
+    """
+    t = a * (2 * x - 1).to(torch.float32)  # float32 even for bfloat16 logits
+    hard = t.clamp_max(0).sum(-1)
+    s = torch.sigmoid(t.abs_())
+    group = 1
+    while s.shape[-1] % 2 == 0 and group < 64:  # MNIST: 784 -> 49 products of 16 pixels
+        half = s.shape[-1] // 2
+        s = s[..., :half] * s[..., half:]
+        group *= 2
+    return hard + s.log_().sum(-1)
 
 
 class CategoricalMLP(nn.Module):

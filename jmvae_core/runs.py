@@ -8,6 +8,7 @@ A run folder passes through two markers: TRAINED (weights and history final) and
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from .models import build_model
 from .train import CHECKPOINT, fit, pick_device
 
 TRAINED = "TRAINED"
+# "fp32", "bf16" or "auto" (default): the estimators' decoder precision (resolve_precision)
+PRECISION_ENV = "JMVAE_ESTIMATOR_PRECISION"
 
 
 class RunMissing(FileNotFoundError):
@@ -80,9 +83,13 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
     data = _data(cfg, device)
     start = time.perf_counter()
     e = cfg.eval
+    # "auto" unless the environment names one (DESIGN.md, Speed); the metrics record it
+    precision = estimators.resolve_precision(
+        os.environ.get(PRECISION_ENV, "auto"), model, data.x_test.device
+    )
     values = estimators.evaluate(
         model, data.x_test, data.w_test, k=e.k, n_prior=e.n_prior, seed=e.eval_seed,
-        progress=progress,
+        progress=progress, precision=precision,
     )  # fmt: skip
     eval_time = time.perf_counter() - start
     history = pd.read_csv(folder / "history.csv")
@@ -105,6 +112,7 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
         "test_binarize_seed": getattr(data, "test_binarize_seed", None),
         "train_time_s": round(float(history["time_s"].sum()), 2),
         "eval_time_s": round(eval_time, 2),
+        "estimator_precision": precision,
         "wall_time_s": round(float(history["time_s"].sum()) + eval_time, 2),
         **results.provenance(device),
     }
