@@ -6,6 +6,12 @@ reproduces `train.fit` (SPEC §3): same initial weights, random draws in the sam
 warm-up, Adam and clipping. On one CPU thread the result is bitwise fit's; elsewhere (several
 threads, CUDA) batched kernels may round differently from the single-run ones.
 
+That is draws="step", where every step draws from each run's generator in a Python loop.
+draws="epoch" draws a whole epoch at its start instead (jmvae_core.batched_step): the same
+distribution, other numbers, and a step free of Python work that can be compiled
+(step_mode="compile") or captured as a CUDA graph (step_mode="graph"). In that mode a run
+trained in a group is still bitwise the same run trained alone (R = 1) on one CPU thread.
+
 Shapes: data and activations are (R, B, ...); per-run loss terms are (R,).
 """
 
@@ -13,11 +19,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from .batched_step import EpochInputs, check_modes, make_step, resume_group, save_group
 from .config import ConfigError, ModelConfig, RunConfig
 from .data import MNIST
 from .models import MODEL_BUILDERS, build_model
@@ -219,8 +228,7 @@ def _run_epoch(model, optimizer, attach_grads, data: MNIST, cfgs, epoch, gens) -
     """One epoch of train._run_epoch for all runs at once (SPEC §3): one history row per run."""
     tc, device = cfgs[0].train, model.alpha.device
     beta, alpha_scale = warmup_scales(tc, epoch)
-    # alpha * scale in double, then float32: the rounding of fit's Python-float product
-    alpha = torch.tensor([c.model.alpha * alpha_scale for c in cfgs], device=device)
+    alpha = _alphas(cfgs, alpha_scale, device)
     params = list(model.parameters())
     n, bs, latent = data.x_train.shape[0], tc.batch_size, model.cfg.latent_dim
     orders = torch.stack([torch.randperm(n, generator=g, device=data.x_train.device) for g in gens])
@@ -238,6 +246,26 @@ def _run_epoch(model, optimizer, attach_grads, data: MNIST, cfgs, epoch, gens) -
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach()
     per_run = {name: total.tolist() for name, total in sums.items()}  # one sync per epoch
+    return _rows(cfgs, epoch, beta, alpha_scale, per_run, n_batches)
+
+
+def _run_drawn_epoch(step, inputs: EpochInputs, data: MNIST, cfgs, epoch, gens) -> list[dict]:
+    """One epoch with draws="epoch": draw it, then `step` n_batches times (batched_step)."""
+    beta, alpha_scale = warmup_scales(cfgs[0].train, epoch)
+    inputs.new_epoch(data, gens, beta, _alphas(cfgs, alpha_scale, inputs.alpha.device))
+    for _ in range(inputs.n_batches):
+        step()
+    rows = _rows(cfgs, epoch, beta, alpha_scale, inputs.read_sums(), inputs.n_batches)
+    return [{**row, "draws": "epoch", "step_mode": step.mode} for row in rows]
+
+
+def _alphas(cfgs, alpha_scale: float, device) -> torch.Tensor:
+    """alpha * scale per run (R,): in double, then float32, the rounding of fit's product."""
+    return torch.tensor([c.model.alpha * alpha_scale for c in cfgs], device=device)
+
+
+def _rows(cfgs, epoch, beta, alpha_scale, per_run: dict, n_batches: int) -> list[dict]:
+    """Per-run history rows of mean loss terms; TrainingDiverged on a non-finite term."""
     rows = []
     for r, cfg in enumerate(cfgs):
         row = {name: values[r] / n_batches for name, values in per_run.items()}
@@ -255,9 +283,12 @@ def _adam(params: list[torch.Tensor], tc, device, per_run: bool):
     fused CPU kernel rounds a tensor's shorter-than-a-vector tail differently: fit's 10-element
     bias is all tail, its slice of a stacked bias is not. With `per_run` Adam steps per-run
     views, each exactly a tensor fit steps (cheap on a CPU, where the matmuls dominate).
+    On CUDA it is capturable (its step counters live on the device), which a CUDA graph needs;
+    the fused kernel's arithmetic is the same either way.
     """
     kw = {"lr": tc.lr, "betas": tc.betas, "eps": tc.adam_eps}
     kw["fused"] = device.type in ("cpu", "cuda") or None  # as fit
+    kw["capturable"] = device.type == "cuda"
     if not per_run:
         return torch.optim.Adam(params, **kw), lambda: None
     with torch.no_grad():  # views that share the stacked storage; Adam updates them in place
@@ -277,16 +308,28 @@ def fit_batched(
     progress=True,
     epochs=None,
     per_run_adam: bool | None = None,
+    draws: str = "step",
+    step_mode: str = "eager",
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 1,
+    on_epoch_end: Callable[[list[dict]], bool | None] | None = None,
 ):
     """Train R runs of one architecture together; each run as train.fit alone (SPEC §3).
 
     `epochs` (default: the configs' epochs) runs only the first epochs of the schedule.
     `per_run_adam` (default: on a CPU) steps per-run views, bitwise like fit (see _adam).
+    `draws`: "step" reproduces fit's random stream; "epoch" draws each epoch at its start
+    (batched_step), which `step_mode` "compile" and "graph" (CUDA) need. With `checkpoint`
+    the group's state is saved there atomically every `checkpoint_every` epochs and at the
+    end, and a later call resumes from it exactly. `on_epoch_end(rows)` sees each epoch's rows;
+    a true return stops training after a checkpoint (the histories are then shorter).
     Returns (R single-run models in eval mode, R histories); a row's time_s is the batched
     epoch's wall time divided by R (the run's share) and batch_runs is R.
     """
     _check_same([{"model": vars(c.model), "train": vars(c.train)} for c in cfgs])
     device = pick_device(device)
+    per_run = device.type == "cpu" if per_run_adam is None else per_run_adam
+    check_modes(draws, step_mode, device, per_run)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as fit: subnormal Adam moments slow every step
     singles = []
@@ -294,17 +337,39 @@ def fit_batched(
         torch.manual_seed(cfg.train.seed)  # exactly fit's initial weights, run by run
         singles.append(build_model(cfg.model))
     model = stack_models(singles).to(device)
-    per_run = device.type == "cpu" if per_run_adam is None else per_run_adam
     optimizer, attach_grads = _adam(list(model.parameters()), cfgs[0].train, device, per_run)
     gens = [torch.Generator(device=device).manual_seed(c.train.seed) for c in cfgs]
+    saved = (model, optimizer, gens)
     histories: list[list[dict]] = [[] for _ in cfgs]
+    if checkpoint is not None and Path(checkpoint).exists():
+        histories = resume_group(Path(checkpoint), *saved, cfgs, draws, per_run)
+    run_epoch = _epoch_runner(model, optimizer, attach_grads, data, cfgs, gens, draws, step_mode)
     model.train()
     n_epochs = cfgs[0].train.epochs if epochs is None else epochs
-    for epoch in tqdm(range(n_epochs), desc=f"{len(cfgs)} runs", disable=not progress):
+    done = len(histories[0])
+    bar = tqdm(range(done, n_epochs), desc=f"{len(cfgs)} runs", disable=not progress)
+    for epoch in bar:
         start = time.perf_counter()
-        rows = _run_epoch(model, optimizer, attach_grads, data, cfgs, epoch, gens)
+        rows = run_epoch(epoch)
         share = round((time.perf_counter() - start) / len(cfgs), 4)
         for history, row in zip(histories, rows, strict=True):
             history.append({**row, "time_s": share, "batch_runs": len(cfgs)})
+        stop = on_epoch_end is not None and bool(on_epoch_end(rows))
+        due = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == n_epochs or stop
+        if checkpoint is not None and due:
+            save_group(Path(checkpoint), *saved, histories, cfgs, draws, per_run)
+        if stop:
+            break
     models = [unstack(model, r).eval() for r in range(len(cfgs))]
     return models, histories
+
+
+def _epoch_runner(model, optimizer, attach_grads, data, cfgs, gens, draws, step_mode):
+    """epoch -> that epoch's rows, with fit's per-step draws or batched_step's epoch draws."""
+    if draws == "step":
+        return lambda epoch: _run_epoch(model, optimizer, attach_grads, data, cfgs, epoch, gens)
+    tc = cfgs[0].train
+    inputs = EpochInputs(data, len(cfgs), tc.batch_size, model.cfg.latent_dim)
+    clip = lambda params: clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)  # noqa: E731
+    step = make_step(step_mode, model, optimizer, attach_grads, inputs, batched_loss, clip)
+    return lambda epoch: _run_drawn_epoch(step, inputs, data, cfgs, epoch, gens)

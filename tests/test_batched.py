@@ -109,6 +109,51 @@ def test_stacked_adam_matches_fit_to_float_noise(mnist_small):
     _check(_cfgs("jmvae_kl", KL_RUNS, 3, **SMALL), mnist_small, per_run_adam=False)
 
 
+def _bitwise_equal(first, second) -> bool:
+    """Two fit_batched results: equal history rows (but wall times) and equal weights."""
+    for model_a, hist_a, model_b, hist_b in zip(*first, *second, strict=True):
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+        if strip(hist_a) != strip(hist_b):
+            return False
+        params_b = dict(model_b.named_parameters())
+        if not all(torch.equal(p, params_b[n]) for n, p in model_a.named_parameters()):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("draws", "pause"), [("step", "epochs"), ("epoch", "on_epoch_end")])
+def test_checkpoint_resume_equals_uninterrupted(mnist_small, tmp_path, draws, pause):
+    """R = 2 JMVAE-kl, 3 epochs with a warm-up: straight, or paused after epoch 2 (by `epochs`
+    or by on_epoch_end) and resumed from the checkpoint for epoch 3: bitwise equal."""
+    cfgs = _cfgs("jmvae_kl", KL_RUNS[:2], 3, warmup_epochs=3, warmup_alpha=True, **SMALL)
+    kw = {"progress": False, "draws": draws}
+    straight = fit_batched(cfgs, mnist_small, **kw)
+    ckpt = tmp_path / "group.pt"
+    if pause == "epochs":
+        first = fit_batched(cfgs, mnist_small, **kw, checkpoint=ckpt, epochs=2)
+    else:  # no periodic checkpoint: stopping writes one
+        stop = lambda rows: rows[0]["epoch"] == 2  # noqa: E731
+        first = fit_batched(
+            cfgs, mnist_small, **kw, checkpoint=ckpt, checkpoint_every=10, on_epoch_end=stop
+        )
+    assert [len(h) for h in first[1]] == [2, 2] and ckpt.exists()
+    assert not _bitwise_equal(straight, first)  # weights after 2 epochs are not those after 3
+    resumed = fit_batched(cfgs, mnist_small, **kw, checkpoint=ckpt)
+    assert _bitwise_equal(straight, resumed)
+    again = fit_batched(cfgs, mnist_small, **kw, checkpoint=ckpt)  # finished: nothing to train
+    assert _bitwise_equal(straight, again)
+
+
+def test_checkpoint_of_other_runs_or_draws_is_refused(mnist_small, tmp_path):
+    cfgs = _cfgs("jmvae_kl", KL_RUNS[:2], 1, **SMALL)
+    ckpt = tmp_path / "group.pt"
+    fit_batched(cfgs, mnist_small, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="draws='step', not 'epoch'"):
+        fit_batched(cfgs, mnist_small, progress=False, checkpoint=ckpt, draws="epoch")
+    with pytest.raises(ValueError, match="run_ids="):
+        fit_batched(cfgs[:1], mnist_small, progress=False, checkpoint=ckpt)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
