@@ -8,7 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from .config import DATASETS, PROFILES, VARIANTS, ConfigError, config_from_params
+from .config import (
+    DATASETS,
+    PROFILES,
+    TRAIN_PRECISIONS,
+    VARIANTS,
+    ConfigError,
+    config_from_params,
+)
 from .data import DATA_ENV, MNIST_SOURCES, DataError, fetch_mnist
 
 # command-line flag -> configuration field (only the flags a user actually set are passed on)
@@ -23,7 +30,13 @@ RUN_FIELDS = {
     "k": "k",
     "n_prior": "n_prior",
     "n_test": "n_test",
+    "precision": "precision",
 }
+
+
+PRECISION_HELP = (
+    "training matmuls: fp32 (default) or bf16 (bfloat16 autocast; MNIST only, DESIGN.md Speed)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--n-prior", type=int, help="prior samples for log p(w)")
     run.add_argument("--n-test", type=int, help="evaluate on the first N test images")
     run.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    run.add_argument("--precision", choices=TRAIN_PRECISIONS, help=PRECISION_HELP)
     run.add_argument(
         "--results-dir", type=Path, default=None, help="default: $JMVAE_RESULTS_DIR or results/"
     )
@@ -84,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=None, help="runs at once (default: CPU cores, or 1 on a GPU)"
     )
     rep.add_argument("--epochs", type=int, help="override every run's epochs (for trials)")
+    rep.add_argument("--precision", choices=TRAIN_PRECISIONS, help=PRECISION_HELP)
     rep.add_argument(
         "--executor",
         default="local",
@@ -142,7 +157,8 @@ def _fetch_standin(args) -> int:
 def _reproduce(args) -> int:
     from .pipeline import NotebookFailed, reproduce
 
-    overrides = {"epochs": args.epochs} if args.epochs is not None else None
+    given = {"epochs": args.epochs, "precision": args.precision}
+    overrides = {name: value for name, value in given.items() if value is not None} or None
     try:
         summary = reproduce(
             profile=args.profile,

@@ -62,6 +62,9 @@ class ModelConfig:
         object.__setattr__(self, "alpha", float(self.alpha))
 
 
+TRAIN_PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation protocol of SPEC §3 (Adam eps 1e-4, clipping norm 5 then +-1)."""
@@ -77,8 +80,14 @@ class TrainConfig:
     warmup_alpha: bool = False  # also anneal the alpha terms (what reproductions did)
     seed: int = 1
     n_train: int | None = None  # a subset of the training set (None = all 60,000)
+    # "bf16": the objective's matmuls in bfloat16 (autocast), weights, Adam and sums in float32
+    precision: str = "fp32"
 
     def __post_init__(self):
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ConfigError(
+                f"precision={self.precision!r} is unknown; allowed: {', '.join(TRAIN_PRECISIONS)}"
+            )
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -168,6 +177,11 @@ class RunConfig:
         if missing:
             kind = "needs" if image else "does not take"
             raise ConfigError(f"dataset={self.dataset!r} {kind} {', '.join(missing)}")
+        if image and self.train.precision != "fp32":
+            raise ConfigError(
+                f"precision={self.train.precision!r} is measured for the MNIST MLPs only; "
+                "face models train in fp32"
+            )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -177,6 +191,8 @@ class RunConfig:
             for name in names:
                 if d[part][name] is None:
                     del d[part][name]
+        if d["train"]["precision"] == "fp32":  # the default keeps the ids it always had
+            del d["train"]["precision"]
         return d
 
     @classmethod

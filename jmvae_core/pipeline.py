@@ -71,6 +71,8 @@ def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
     }  # fmt: skip
     if cfg.dataset != "mnist":
         params |= {"dataset": cfg.dataset, "width": m.width, "n_images": cfg.data.n_images}
+    if t.precision != "fp32":
+        params["precision"] = t.precision
     return params
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -61,12 +62,24 @@ def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Ada
     }
 
 
+def autocast(tc: TrainConfig, device: torch.device):
+    """bfloat16 matmuls for TrainConfig.precision "bf16" (DESIGN.md, Speed), else nothing.
+
+    Autocast runs matmuls and linear layers in bfloat16 and keeps reductions, softplus and
+    log-softmax in float32; the weights, their gradients and Adam stay float32.
+    """
+    if tc.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def _step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
     """One batch: a single update, or the GAN's three (jmvae_core.gan)."""
     clip = lambda params: clip_gradients(params, tc)  # noqa: E731
     if "all" not in optimizers:
         return gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip)
-    terms = OBJECTIVES[model.cfg.variant](model, x, w, generator, beta, alpha_scale)
+    with autocast(tc, x.device):
+        terms = OBJECTIVES[model.cfg.variant](model, x, w, generator, beta, alpha_scale)
     optimizers["all"].zero_grad(set_to_none=True)
     terms["loss"].backward()
     clip(optimizers["all"].param_groups[0]["params"])

@@ -17,6 +17,11 @@ from jmvae_core.config import ConfigError, ModelConfig, RunConfig, make_config
         ({"k": 0}, r"k=0 must be a positive integer"),
         ({"learning_rate": 1.0}, r"learning_rate= is not a configuration field"),
         ({"dataset": "svhn"}, r"dataset='svhn' is unknown"),
+        ({"precision": "fp16"}, r"precision='fp16' is unknown; allowed: fp32, bf16"),
+        (
+            {"precision": "bf16", "dataset": "standin", "variant": "vae_gan"},
+            r"measured for the MNIST MLPs only",
+        ),
     ],
 )
 def test_bad_values_give_one_clear_error(overrides, message):
@@ -37,6 +42,11 @@ def test_run_id_is_stable_and_sensitive_to_every_result_field():
     assert base.run_id.startswith("jmvae_kl-a0.1-z64-s1-")
     for change in ({"alpha": 1.0}, {"seed": 2}, {"k": 10}, {"epochs": 3}, {"clip_norm": None}):
         assert make_config("quick", **change).run_id != base.run_id, change
+    # the training precision: a new field that leaves the float32 runs' ids as they were
+    assert base.run_id == "jmvae_kl-a0.1-z64-s1-3d4839bfad"
+    bf16 = make_config("quick", variant="jmvae_kl", alpha=0.1, precision="bf16")
+    assert bf16.run_id != base.run_id
+    assert RunConfig.from_dict(bf16.to_dict()) == bf16
 
 
 def test_config_round_trips_through_a_dict():

@@ -22,6 +22,18 @@ def test_short_training_lowers_the_loss(variant, mnist_small):
     assert history[-1]["loss"] < history[0]["loss"] - 5.0, [h["loss"] for h in history]
 
 
+def test_bf16_training_learns_like_float32_and_really_runs_in_bf16(mnist_small):
+    """TrainConfig.precision="bf16": the same losses to within bfloat16 rounding, not equal."""
+    cfg = make_config("smoke", variant="jmvae_kl", epochs=2, n_train=1000)
+    _, fp32 = fit(cfg, mnist_small, progress=False)
+    model, bf16 = fit(make_config("smoke", variant="jmvae_kl", epochs=2, n_train=1000,
+                                  precision="bf16"), mnist_small, progress=False)  # fmt: skip
+    for a, b in zip(fp32, bf16, strict=True):
+        assert a["loss"] != b["loss"]  # the autocast path ran
+        assert abs(a["loss"] - b["loss"]) < 0.01 * abs(a["loss"]), (a["loss"], b["loss"])
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # float32 master weights
+
+
 def test_resume_after_interrupt_equals_the_uninterrupted_run(mnist_small, tmp_path):
     data = _subset(mnist_small, 400)
     cfg = make_config("smoke", variant="jmvae_kl", epochs=3, n_train=400)
