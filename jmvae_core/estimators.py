@@ -139,10 +139,11 @@ def resolve_precision(precision: str, model, device) -> str:
 
 
 def _decoder_precision(device: torch.device, precision: str):
-    """bfloat16 matmuls in the decoders: every log-density sum stays in float32."""
+    """Autocast for the decoders: bfloat16 matmuls ("bf16"; log-density sums stay float32),
+    float32 inside a bfloat16 region ("off"), or no change ("fp32")."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -162,15 +163,17 @@ def draw(
     batch = mu.shape[0]
     chunk = max(1, min(k, max_rows // batch))
     out: dict[str, list] = {name: [] for name in [*log_terms, "q"]}
-    for start in range(0, k, chunk):
-        kc = min(chunk, k - start)
-        eps = torch.randn((kc, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + var.sqrt() * eps
-        out["q"].append(log_normal(z, mu, var).double())
-        for name, fn in log_terms.items():
-            low = precision if name in BF16_TERMS else "fp32"
-            with _decoder_precision(mu.device, low):
-                out[name].append(fn(z).double())
+    # one autocast region for all chunks: it casts each weight to bfloat16 once, not per chunk
+    with _decoder_precision(mu.device, precision):
+        for start in range(0, k, chunk):
+            kc = min(chunk, k - start)
+            shape = (kc, *mu.shape)
+            eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            z = mu + var.sqrt() * eps
+            out["q"].append(log_normal(z, mu, var).double())
+            for name, fn in log_terms.items():
+                with _decoder_precision(mu.device, precision if name in BF16_TERMS else "off"):
+                    out[name].append(fn(z).double())
     return {name: torch.cat(parts, dim=0).T for name, parts in out.items()}
 
 

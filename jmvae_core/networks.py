@@ -127,7 +127,7 @@ def bernoulli_log_prob_sum(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """
     t = a * (2 * x - 1).to(torch.float32)  # float32 even for bfloat16 logits
     hard = t.clamp_max(0).sum(-1)
-    s = torch.sigmoid(t.abs_())
+    s = t.abs_().sigmoid_()  # in place: this tensor is the largest of an evaluation
     group = 1
     while s.shape[-1] % 2 == 0 and group < 64:  # MNIST: 784 -> 49 products of 16 pixels
         half = s.shape[-1] // 2
