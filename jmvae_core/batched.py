@@ -321,8 +321,8 @@ def fit_batched(
     `draws`: "step" reproduces fit's random stream; "epoch" draws each epoch at its start
     (batched_step), which `step_mode` "compile" and "graph" (CUDA) need. With `checkpoint`
     the group's state is saved there atomically every `checkpoint_every` epochs and at the
-    end, and a later call resumes from it exactly. `on_epoch_end(rows)` sees each epoch's rows;
-    a true return stops training after a checkpoint (the histories are then shorter).
+    end, and a later call resumes from it exactly. `on_epoch_end(rows)` sees each epoch's
+    history rows; a true return stops training after a checkpoint (histories then shorter).
     Returns (R single-run models in eval mode, R histories); a row's time_s is the batched
     epoch's wall time divided by R (the run's share) and batch_runs is R.
     """
@@ -354,7 +354,7 @@ def fit_batched(
         share = round((time.perf_counter() - start) / len(cfgs), 4)
         for history, row in zip(histories, rows, strict=True):
             history.append({**row, "time_s": share, "batch_runs": len(cfgs)})
-        stop = on_epoch_end is not None and bool(on_epoch_end(rows))
+        stop = on_epoch_end is not None and bool(on_epoch_end([h[-1] for h in histories]))
         due = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == n_epochs or stop
         if checkpoint is not None and due:
             save_group(Path(checkpoint), *saved, histories, cfgs, draws, per_run)
