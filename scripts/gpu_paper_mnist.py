@@ -5,17 +5,26 @@
 The runs of config.plan("paper") (39: five variants x seeds at latent 64, JMVAE-kl for three
 alphas, plus four 2-D latent runs) are grouped by (variant, latent_dim), e.g. "jmvae_kl-z64"
 (15 runs) or "vae-z2" (1 run). Each group trains as one stacked computation (fit_batched with
-draws="epoch" and, on CUDA, step_mode="graph"; on a CPU "eager"), then each run is evaluated
-as runs.evaluate_run does (SPEC §4 estimators on the test set with the config's k and n_prior,
-label accuracy, coherence, figure arrays). Written under OUT_DIR:
+draws="epoch" and, on CUDA, step_mode="graph" after a graph-vs-eager self-check; on a CPU
+"eager"), then each run is evaluated as runs.evaluate_run does (SPEC §4 estimators on the
+test set with the config's k and n_prior, label accuracy, coherence, figure arrays).
+Written under OUT_DIR:
     results/paper/runs/<run_id>/  config.json history.csv TRAINED checkpoint.pt (final weights)
                                   metrics.json arrays.npz DONE   -- runs.py's layout
     work/checkpoints/<group>/group.pt   a group's training state while it trains (deleted after)
     paper_results.tar.gz   every finished run's small files (no .pt): `tar -xzf ... -C results/`
     timing.json            device, seconds per group, ms per epoch per run, evaluation seconds,
-                           peak GPU memory, the CUDA-graph self-check; one entry per call
+                           peak GPU memory, the self-check; one entry per call
+    log.txt                (written by the .sh)
 Resumable: a group whose runs are all DONE is skipped, an interrupted group resumes from its
 checkpoint, and --time-budget stops cleanly at a checkpoint so that the next call goes on.
+
+Sizing: a group checkpoint holds weights and Adam moments, about 37 MB per run at latent 64
+(560 MB for the 15 JMVAE-kl runs), so it cannot travel back from a lent machine: a call should
+finish the groups it starts (--max-group-runs cuts a group into parts; each run draws from its
+own seeded generator, so parts give the runs of the whole group up to float rounding), or the
+next call must come while the same machine is held. Finished runs travel in the archive:
+extracted into OUT_DIR/results on a fresh machine, they are skipped there.
 
 Needs torch and numpy only. tqdm (imported by jmvae_core) is installed by the .sh from carried
 wheels if missing, else replaced here by a silent stand-in; pandas (runs.py) is not imported:
@@ -33,6 +42,7 @@ import importlib.machinery
 import io
 import json
 import os
+import shutil
 import sys
 import tarfile
 import time
@@ -97,6 +107,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--k", type=int, help="importance samples (default: the profile's 1000)")
     p.add_argument("--n-prior", type=int, help="prior samples for log p(w) (default: 5000)")
     p.add_argument("--groups", help="comma-separated subset, e.g. jmvae_kl-z64,vae-z2")
+    p.add_argument("--max-group-runs", type=int,
+                   help="cut larger groups into parts of N runs (shorter calls)")  # fmt: skip
     p.add_argument("--device", default="cuda")
     p.add_argument("--step-mode", choices=("graph", "compile", "eager"), default="graph",
                    help="graph (CUDA only; eager elsewhere), compile or eager")  # fmt: skip
@@ -107,20 +119,34 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
     p.add_argument("--checkpoint-dir", type=Path, help="default: OUT_DIR/work/checkpoints")
     p.add_argument("--git-commit", help="record this commit (where the copy has no .git)")
+    p.add_argument("--export", type=Path, help="also copy archive, timing and log there")
     return p.parse_args(argv)
 
 
-def group_runs(cfgs, wanted: str | None) -> dict[str, list]:
-    """The plan's runs grouped by (variant, latent_dim), in plan order: {"vae-z64": [...]}."""
-    groups: dict[str, list] = {}
+def group_runs(cfgs, wanted: str | None, max_runs: int | None = None) -> dict[str, list]:
+    """The plan's runs grouped by (variant, latent_dim), in plan order: {"vae-z64": [...]}.
+
+    With `max_runs`, a larger group is cut into parts of at most that many runs, named
+    "jmvae_kl-z64.1", "jmvae_kl-z64.2", ...; `wanted` may name groups or parts, in the
+    order they are to run."""
+    whole: dict[str, list] = {}
     for cfg in cfgs:
-        groups.setdefault(f"{cfg.model.variant}-z{cfg.model.latent_dim}", []).append(cfg)
+        whole.setdefault(f"{cfg.model.variant}-z{cfg.model.latent_dim}", []).append(cfg)
+    groups: dict[str, list] = {}
+    for name, runs in whole.items():
+        size = max_runs or len(runs)
+        parts = [runs[i : i + size] for i in range(0, len(runs), size)]
+        for j, part in enumerate(parts, 1):
+            groups[name if len(parts) == 1 else f"{name}.{j}"] = part
     if wanted:
         names = [n.strip() for n in wanted.split(",") if n.strip()]
-        unknown = [n for n in names if n not in groups]
+        unknown = [n for n in names if n not in groups and n not in whole]
         if unknown:
             raise SystemExit(f"unknown group(s) {unknown}; known: {', '.join(groups)}")
-        groups = {n: groups[n] for n in names}
+        picked = {}  # in the order asked: the first groups are done first
+        for n in names:
+            picked |= {g: r for g, r in groups.items() if n in (g, g.split(".")[0])}
+        groups = picked
     return groups
 
 
@@ -378,7 +404,7 @@ def main(argv=None) -> dict:
     overrides = {"epochs": args.epochs, "n_train": args.n_train, "n_test": args.n_test}
     overrides |= {"k": args.k, "n_prior": args.n_prior}
     cfgs = plan(PROFILE, **{k: v for k, v in overrides.items() if v is not None})
-    groups = group_runs(cfgs, args.groups)
+    groups = group_runs(cfgs, args.groups, args.max_group_runs)
     data = load_data(args, device)
     entry = {"device": results.device_name(device), "torch": torch.__version__,
              "argv": list(argv if argv is not None else sys.argv[1:]), "groups": {}}  # fmt: skip
@@ -397,6 +423,11 @@ def main(argv=None) -> dict:
     results.write_json(timing_path, timing)
     state = "complete" if entry["complete"] else "not complete: run the same command again"
     print(f"{entry['runs_done']} runs done in {args.out}; {state}", flush=True)
+    if args.export is not None:
+        args.export.mkdir(parents=True, exist_ok=True)
+        for name in ("paper_results.tar.gz", "timing.json", "log.txt"):
+            if (args.out / name).exists():
+                shutil.copyfile(args.out / name, args.export / name)
     return entry
 
 

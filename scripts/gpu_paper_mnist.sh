@@ -13,6 +13,13 @@
 #              JMVAE_ESTIMATOR_PRECISION (fp32 | bf16 | auto, as runs.py).
 # Writes OUT_DIR/paper_results.tar.gz (extract with `tar -xzf ... -C results/`),
 # OUT_DIR/timing.json and OUT_DIR/log.txt; see the script's docstring for the rest.
+#
+# On a machine whose returned folder is emptied before each command, keep OUT_DIR in the
+# git-ignored gpu_out/ (it stays while the machine is held) and copy the three files out:
+#     bash scripts/gpu_paper_mnist.sh gpu_out --export "$OUT" --time-budget 540 \
+#         --max-group-runs 5 --git-commit <commit>
+# and on a fresh machine carry gpu_out/results (the archive extracted there: finished runs
+# are then skipped) besides data/mnist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: bash scripts/gpu_paper_mnist.sh OUT_DIR [options]}"

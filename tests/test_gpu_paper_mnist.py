@@ -60,6 +60,14 @@ def test_groups_of_the_paper_plan(script):
         "vae-z2",
         "cmma-z64",
     ]
+    parts = script.group_runs(script.plan("paper"), "jmvae_kl-z64,vae-z64.2", max_runs=4)
+    assert {name: len(cfgs) for name, cfgs in parts.items()} == {
+        "jmvae_kl-z64.1": 4,
+        "jmvae_kl-z64.2": 4,
+        "jmvae_kl-z64.3": 4,
+        "jmvae_kl-z64.4": 3,
+        "vae-z64.2": 1,
+    }
     with pytest.raises(SystemExit, match="unknown group"):
         script.group_runs(script.plan("paper"), "vae-z3")
 
@@ -137,7 +145,9 @@ def test_time_budget_stop_resumes_to_the_uninterrupted_result(script, tmp_path, 
     out = tmp_path / "paused"
     with monkeypatch.context() as patch:
         patch.setattr(script, "Budget", _OneStart)
-        stopped = script.main(["--out", str(out), *argv])
+        stopped = script.main(["--out", str(out), *argv, "--export", str(tmp_path / "back")])
+    exported = {p.name for p in (tmp_path / "back").iterdir()}
+    assert exported == {"paper_results.tar.gz", "timing.json"}  # log.txt: written by the .sh
     report = stopped["groups"]["vae-z2"]
     assert report["status"] == "stopped" and report["epochs_done"] == 1
     assert not stopped["complete"] and stopped["runs_done"] == 0
