@@ -12,7 +12,9 @@ What is compared, and the measured differences (2-core CPU, torch 2.14.1, one th
   comparison is made in lockstep. inductor's first compilation of the JMVAE-kl loss takes
   about 32 s on one thread with a cold cache, about 5 s with a warm one (measured).
 - the CUDA-graph mode cannot run here: asked on a CPU it raises; its fallback path (capture
-  fails -> eager, with a warning) is driven through fake CUDA calls and equals eager exactly.
+  fails -> eager, with a warning) is driven through fake CUDA calls and equals eager exactly;
+  and what a replayed graph relies on is checked: every tensor the step touches keeps its
+  address across steps and epochs (a buffer re-assigned instead of refilled fails it).
 """
 
 import contextlib
@@ -173,6 +175,34 @@ def _terms_and_grads(model, inputs, loss_fn, clip):
 def _seeded_model(cfg):
     torch.manual_seed(cfg.train.seed)
     return batched.build_model(cfg.model)
+
+
+def test_step_tensors_keep_their_addresses(mnist_small):
+    """What a CUDA graph relies on, checked on the CPU: across steps and epochs every tensor
+    the step reads or writes (draws, scalars, sums, weights, Adam state) stays where it was,
+    so that a replayed graph sees the refilled draws and the updated weights."""
+    cfgs = _cfgs(KL_RUNS[:2], 1)
+    tc = cfgs[0].train
+    model = batched.stack_models([_seeded_model(cfg) for cfg in cfgs])
+    optimizer, attach = _adam(list(model.parameters()), tc, torch.device("cpu"), per_run=False)
+    clip = lambda ps: clip_gradients_per_run(ps, tc.clip_norm, tc.clip_value)  # noqa: E731
+    inputs = EpochInputs(mnist_small, len(cfgs), tc.batch_size, cfgs[0].model.latent_dim)
+    gens = [torch.Generator().manual_seed(c.train.seed) for c in cfgs]
+
+    def addresses():
+        tensors = [inputs.x, inputs.w, inputs.eps, inputs.step, inputs.beta, inputs.alpha]
+        tensors += [*inputs.sums.values(), *model.parameters()]
+        tensors += [t for state in optimizer.state.values() for t in state.values()]
+        return [t.data_ptr() for t in tensors]
+
+    seen = []
+    for epoch in range(3):
+        inputs.new_epoch(mnist_small, gens, 0.5 * (epoch + 1), torch.tensor([0.1, 1.0]))
+        for _ in range(inputs.n_batches):
+            train_step(model, optimizer, attach, inputs, batched_loss, clip)
+            seen.append(addresses())
+    assert inputs.step.item() == inputs.n_batches and inputs.beta.item() == 1.5
+    assert all(a == seen[0] for a in seen) and len(seen[0]) > 10
 
 
 def test_graph_mode_needs_cuda_and_epoch_draws(mnist_small):
