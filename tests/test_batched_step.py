@@ -234,8 +234,7 @@ def test_failed_graph_capture_falls_back_to_eager(mnist_small, monkeypatch):
         raise RuntimeError("capture refused (fake)")
         yield  # pragma: no cover
 
-    for module in (batched, batched_step):
-        monkeypatch.setattr(module, "check_graph_device", lambda device: None)
+    monkeypatch.setattr(batched_step, "check_graph_device", lambda device: None)
     fakes = {
         "Stream": _FakeStream,
         "current_stream": _FakeStream,
