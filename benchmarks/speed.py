@@ -277,6 +277,11 @@ def main():
     report["single_run_peak_mib"] = peak_memory(device)
     report["n_train"], report["step_gflop"] = data.x_train.shape[0], step_gflop
     if not args.no_libraries:
+        report["library_notes"] = {
+            "common": compare_libraries.COMMON_NOTES,
+            "multivae": compare_libraries.MULTIVAE_NOTES,
+            "pixyz": compare_libraries.PIXYZ_NOTES,
+        }
         libs = libraries(data, args.epochs, args.venv.resolve())
         for lib, result in libs.items():
             report["single_run"][lib] = (

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import estimators, results
@@ -47,6 +46,8 @@ def _data(cfg: RunConfig, device, progress: bool = False):
 
 def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> list[dict]:
     """Train (or resume) one run into its folder; return its per-epoch history."""
+    import pandas as pd  # not at module level: the GPU script imports this module without it
+
     folder = results.run_dir(profile, cfg.run_id, root)
     if (folder / TRAINED).exists():
         return pd.read_csv(folder / "history.csv").to_dict("records")
@@ -75,12 +76,25 @@ def load_trained(cfg: RunConfig, profile: str, device=None, root=None):
 
 def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> dict:
     """Every estimator of the run's variant, label accuracy and figure arrays; writes DONE."""
+    import pandas as pd
+
     folder = results.run_dir(profile, cfg.run_id, root)
     if results.is_done(folder):
         return results.read_json(folder / "metrics.json")
     device = pick_device(device)
     model = load_trained(cfg, profile, device, root)
     data = _data(cfg, device)
+    history = pd.read_csv(folder / "history.csv").to_dict("records")
+    return write_evaluation(folder, cfg, profile, model, data, history, device, root, progress)
+
+
+def write_evaluation(
+    folder: Path, cfg: RunConfig, profile: str, model, data, history: list[dict], device,
+    root=None, progress=True, extra: dict | None = None,
+):  # fmt: skip
+    """The evaluation step of a trained run, given its model, data and history rows:
+    metrics.json (with `extra`), arrays.npz, then DONE. Needs torch and numpy only for MNIST
+    (the GPU script calls it after batched training)."""
     start = time.perf_counter()
     e = cfg.eval
     # "auto" unless the environment names one (DESIGN.md, Speed); the metrics record it
@@ -92,7 +106,7 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
         progress=progress, precision=precision,
     )  # fmt: skip
     eval_time = time.perf_counter() - start
-    history = pd.read_csv(folder / "history.csv")
+    train_time = float(sum(row["time_s"] for row in history))
     metrics = {
         "variant": cfg.model.variant,
         "dataset": cfg.dataset,
@@ -107,14 +121,15 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
             for name, v in values.items()
         },
         "accuracy": _accuracy(model, data, e.eval_seed) if cfg.dataset == "mnist" else {},
-        "final_loss": float(history["loss"].iloc[-1]),
+        "final_loss": float(history[-1]["loss"]),
         "test_hash": data.test_hash,
         "test_binarize_seed": getattr(data, "test_binarize_seed", None),
-        "train_time_s": round(float(history["time_s"].sum()), 2),
+        "train_time_s": round(train_time, 2),
         "eval_time_s": round(eval_time, 2),
         "estimator_precision": precision,
-        "wall_time_s": round(float(history["time_s"].sum()) + eval_time, 2),
+        "wall_time_s": round(train_time + eval_time, 2),
         **results.provenance(device),
+        **(extra or {}),
     }
     if cfg.dataset == "mnist":
         arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)

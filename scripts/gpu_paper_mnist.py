@@ -27,8 +27,9 @@ next call must come while the same machine is held. Finished runs travel in the 
 extracted into OUT_DIR/results on a fresh machine, they are skipped there.
 
 Needs torch and numpy only. tqdm (imported by jmvae_core) is installed by the .sh from carried
-wheels if missing, else replaced here by a silent stand-in; pandas (runs.py) is not imported:
-the run files are written here, and tests/test_gpu_paper_mnist.py checks them against runs.py.
+wheels if missing, else replaced here by a silent stand-in; pandas is not needed: training
+files are written here, the evaluation is runs.write_evaluation (pandas-free for MNIST), and
+tests/test_gpu_paper_mnist.py checks the files against runs.py's.
 Epoch draws are not train.fit's random stream (same distribution): history rows record
 "draws" and "step_mode", metrics.json records "batched".
 """
@@ -41,7 +42,6 @@ import dataclasses
 import importlib.machinery
 import io
 import json
-import os
 import shutil
 import sys
 import tarfile
@@ -57,7 +57,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PROFILE = "paper"
 RUN_FILES = ("config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "DONE")
-PRECISION_ENV = "JMVAE_ESTIMATOR_PRECISION"  # as runs.py: the estimators' decoder precision
 CHECK_TOLERANCE = 1e-4  # graph vs eager self-check: relative losses, absolute weights
 
 
@@ -89,11 +88,10 @@ def _tqdm_stand_in() -> None:
 
 _tqdm_stand_in()
 
-from jmvae_core import estimators, results  # noqa: E402
+from jmvae_core import results, runs  # noqa: E402
 from jmvae_core.batched import fit_batched  # noqa: E402
 from jmvae_core.config import plan  # noqa: E402
 from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
-from jmvae_core.generate import coherence, figure_arrays  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
 from jmvae_core.train import CHECKPOINT  # noqa: E402
 
@@ -133,9 +131,9 @@ def group_runs(cfgs, wanted: str | None, max_runs: int | None = None) -> dict[st
     for cfg in cfgs:
         whole.setdefault(f"{cfg.model.variant}-z{cfg.model.latent_dim}", []).append(cfg)
     groups: dict[str, list] = {}
-    for name, runs in whole.items():
-        size = max_runs or len(runs)
-        parts = [runs[i : i + size] for i in range(0, len(runs), size)]
+    for name, members in whole.items():
+        size = max_runs or len(members)
+        parts = [members[i : i + size] for i in range(0, len(members), size)]
         for j, part in enumerate(parts, 1):
             groups[name if len(parts) == 1 else f"{name}.{j}"] = part
     if wanted:
@@ -239,61 +237,6 @@ def read_trained(folder: Path, cfg, device):
     return model.eval(), state["history"]
 
 
-def evaluate(folder: Path, cfg, model, history, data, device, extra: dict) -> dict:
-    """metrics.json and arrays.npz of one run, then DONE: runs.evaluate_run's files (MNIST)."""
-    e = cfg.eval
-    precision = estimators.resolve_precision(
-        os.environ.get(PRECISION_ENV, "auto"), model, data.x_test.device
-    )
-    start = time.perf_counter()
-    values = estimators.evaluate(
-        model, data.x_test, data.w_test, k=e.k, n_prior=e.n_prior, seed=e.eval_seed,
-        progress=False, precision=precision,
-    )  # fmt: skip
-    eval_time = time.perf_counter() - start
-    train_time = sum(row["time_s"] for row in history)
-    metrics = {
-        "variant": cfg.model.variant,
-        "dataset": cfg.dataset,
-        "alpha": cfg.model.alpha if cfg.model.variant == "jmvae_kl" else None,
-        "latent_dim": cfg.model.latent_dim,
-        "seed": cfg.train.seed,
-        "profile": PROFILE,
-        "epochs": cfg.train.epochs,
-        "run_id": cfg.run_id,
-        "estimators": {
-            name: {**estimators.summarize(v), "k": e.k, "n_test": len(v)}
-            for name, v in values.items()
-        },
-        "accuracy": _accuracy(model, data, e.eval_seed),
-        "final_loss": float(history[-1]["loss"]),
-        "test_hash": data.test_hash,
-        "test_binarize_seed": data.test_binarize_seed,
-        "train_time_s": round(float(train_time), 2),
-        "eval_time_s": round(eval_time, 2),
-        "estimator_precision": precision,
-        "wall_time_s": round(float(train_time) + eval_time, 2),
-        **results.provenance(device),
-        **extra,
-    }
-    arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    results.atomic_write_bytes(folder / "arrays.npz", buffer.getvalue())
-    results.write_json(folder / "metrics.json", metrics)
-    results.mark_done(folder)
-    return metrics
-
-
-def _accuracy(model, data, seed: int) -> dict:
-    """As runs._accuracy: image -> label accuracy and label -> image coherence."""
-    if not hasattr(model, "p_w_z"):
-        return {}
-    acc = estimators.label_accuracy(model, data.x_test, data.w_test)
-    generator = torch.Generator(device=data.x_test.device).manual_seed(seed + 1)
-    return {**acc, "w_to_x_coherence": coherence(model, generator)}
-
-
 def train_group(name, cfgs, data, device, mode, args, budget, report) -> list | None:
     """Train (or resume) a group into its run folders: [(model, history)] per run, or None
     if the time budget stopped it at a checkpoint."""
@@ -374,7 +317,17 @@ def _train_and_evaluate(name, cfgs, folders, data, device, mode, args, budget, r
         if not budget.allows(report.get("eval_seconds_per_run", 0.0)):
             return "stopped"
         t = time.perf_counter()
-        evaluate(folder, cfg, model, history, data, device, _extra(args, history))
+        runs.write_evaluation(
+            folder,
+            cfg,
+            PROFILE,
+            model,
+            data,
+            history,
+            device,
+            progress=False,
+            extra=_extra(args, history),
+        )
         report["eval_seconds_per_run"] = round(time.perf_counter() - t, 2)
     report["eval_seconds"] = round(time.perf_counter() - start, 2)
     return "done"
