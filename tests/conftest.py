@@ -20,3 +20,13 @@ def mnist_small():
 @pytest.fixture(autouse=True)
 def _single_seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: bitwise agreement of batched and single runs is a property of one
+    thread (tests/test_batched.py's docstring explains why)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -34,13 +34,7 @@ NOT_TERMS = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs"}
 KL_RUNS = [(0.01, 1), (0.1, 2), (1.0, 3)]  # (alpha, seed)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bitwise agreement is a property of one thread (see the module docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def _cfgs(variant, runs, epochs, **overrides):

@@ -37,13 +37,7 @@ COMPILED_RTOL = 1e-5  # compiled vs eager, per step or over 10 steps (measured <
 NOT_TERMS = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs", "draws", "step_mode"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bitwise agreement is a property of one thread (test_batched's docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def _cfgs(runs, epochs, variant="jmvae_kl", **overrides):

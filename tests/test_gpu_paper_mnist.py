@@ -30,13 +30,7 @@ SMALL_FILES = {"config.json", "history.csv", "TRAINED", "metrics.json", "arrays.
 NOT_COMPARED = {"eval_time_s", "wall_time_s", "batched", "git_commit"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bitwise comparisons are a property of one thread (test_batched's docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 @pytest.fixture(scope="module")
