@@ -57,7 +57,7 @@ def main():
             )["marginal"]  # fmt: skip
             rows.append({
                 "seed": seed, "precision": precision, "run_id": cfg.run_id,
-                "marginal": float(values.mean()), "per_image": values.tolist(),
+                "marginal": float(values.mean()), "per_image": values.round(4).tolist(),
                 "final_loss": history[-1]["loss"],
                 "epoch_s": [row["time_s"] for row in history],
                 "eval_s": round(time.perf_counter() - start, 2),
@@ -88,7 +88,9 @@ def main():
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "summary": summary, "runs": rows,
     }  # fmt: skip
-    (args.out / f"{slug}-bf16-training.json").write_text(json.dumps(out, indent=1) + "\n")
+    (args.out / f"{slug}-bf16-training.json").write_text(
+        json.dumps(out, separators=(",", ":")) + "\n"
+    )
 
 
 if __name__ == "__main__":

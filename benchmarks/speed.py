@@ -12,7 +12,7 @@ Back to back in one invocation, on one device (MNIST JMVAE-kl, alpha 0.1, batch 
    bfloat16 autocast (TrainConfig.precision); then multivae and pixyz in their own venv;
 3. milliseconds per epoch per run when R runs train together (fit_batched), R = --rs;
 4. the k-sample marginal log p(x) over --n-test test images, float32 and "auto" precision;
-5. peak memory (CUDA: per part; CPU: the process's peak resident size after each part).
+5. peak memory per part (CUDA: peak allocation; CPU, Linux: peak resident size).
 Each speed figure is also given as a fraction of the measured matmul peak: the FLOPs the
 matmuls of the step need (counted from the layer shapes) per second, over the peak.
 Writes <out>/<device-slug>-speed.json and prints a table.
@@ -83,15 +83,27 @@ def linear_macs(module: nn.Module) -> int:
 
 
 def peak_memory(device) -> float:
-    """MiB: CUDA's peak allocation since the last reset, or the process's peak RSS (CPU)."""
+    """MiB: CUDA's peak allocation, or the process's peak resident size (CPU), since the last
+    _reset_memory (on Linux; elsewhere the process's peak so far)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _reset_memory(device):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: "5" resets the peak resident size (VmHWM) to the current size
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 class _Trainer:
@@ -334,12 +346,14 @@ def print_table(r: dict) -> None:
     for row in r["batched"]:
         print(
             f"  R={row['runs']:<3} {row['ms_per_epoch_per_run']:9.1f} ms/epoch/run "
-            f"({row['n_train']} images), {100 * row['peak_fraction']:.0f}% of fp32 peak"
+            f"({row['n_train']} images), {100 * row['peak_fraction']:.0f}% of fp32 peak, "
+            f"{row['peak_mib']:.0f} MiB"
         )
     for row in r["evaluation"]:
         print(
             f"marginal log p(x), k={row['k']}, {row['n_test']} images, {row['precision']}: "
-            f"{row['seconds']:.1f} s ({100 * row['peak_fraction']:.0f}% of its peak)"
+            f"{row['seconds']:.1f} s ({100 * row['peak_fraction']:.0f}% of its peak), "
+            f"{row['peak_mib']:.0f} MiB"
         )
 
 
