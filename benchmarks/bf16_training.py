@@ -30,6 +30,18 @@ from jmvae_core.results import device_name  # noqa: E402
 from jmvae_core.train import fit  # noqa: E402
 
 
+def _command() -> str:
+    """The command line without --out (a machine's folder does not belong in the record)."""
+    argv, kept = sys.argv[1:], []
+    skip = False
+    for arg in argv:
+        if skip or arg == "--out":
+            skip = not skip
+            continue
+        kept.append(arg)
+    return " ".join(["python benchmarks/bf16_training.py", *kept])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -84,7 +96,7 @@ def main():
     slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
     args.out.mkdir(parents=True, exist_ok=True)
     out = {
-        "device": device, "threads": args.threads, "command": " ".join(sys.argv),
+        "device": device, "threads": args.threads, "command": _command(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "summary": summary, "runs": rows,
     }  # fmt: skip

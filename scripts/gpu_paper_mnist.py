@@ -115,7 +115,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--reserve", type=float, default=60.0,
                    help="seconds kept for writing the archive when a budget is set")  # fmt: skip
     p.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
-    p.add_argument("--checkpoint-dir", type=Path, help="default: OUT_DIR/work/checkpoints")
+    p.add_argument("--checkpoint-dir", type=Path, help="default: in OUT_DIR's work folder")
     p.add_argument("--git-commit", help="record this commit (where the copy has no .git)")
     p.add_argument("--export", type=Path, help="also copy archive, timing and log there")
     return p.parse_args(argv)
