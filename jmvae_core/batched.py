@@ -327,6 +327,10 @@ def fit_batched(
     epoch's wall time divided by R (the run's share) and batch_runs is R.
     """
     _check_same([{"model": vars(c.model), "train": vars(c.train)} for c in cfgs])
+    if cfgs[0].train.precision != "fp32":  # the batched step has no autocast (yet)
+        raise ConfigError(
+            f"precision={cfgs[0].train.precision!r}: batched training runs in fp32 only"
+        )
     device = pick_device(device)
     per_run = device.type == "cpu" if per_run_adam is None else per_run_adam
     check_modes(draws, step_mode, device, per_run)

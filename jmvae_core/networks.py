@@ -120,7 +120,7 @@ def bernoulli_log_prob_sum(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     With t = (2x - 1) a, each term is log sigmoid(t) = min(t, 0) + log sigmoid(|t|), and
     |t| = |a|. The second part lies in [log 1/2, 0], so products of up to 64 of its
-    sigmoids stay above 2^-64: the logarithm (the slow part, ~10x slower than sigmoid on a
+    sigmoids stay above 2^-64: the logarithm (the slow part, ~20x slower than sigmoid on a
     CPU) is taken once per group of 2^m pixels instead of once per pixel. Both parts use
     the same (possibly bfloat16-rounded) logits, so a rounding error d in a_d moves the term
     by only d (sigmoid(a_d) - x_d): nearly nothing where the model is confident.

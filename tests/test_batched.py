@@ -201,3 +201,11 @@ def test_stack_unstack_round_trip_and_batched_objective(variant, prior_kl):
             if hasattr(model, infer):  # single-input inference, as the estimators use it
                 together, alone = getattr(batched, infer)(data), getattr(model, infer)(data[r])
                 assert all(torch.equal(a[r], b) for a, b in zip(together, alone, strict=True))
+
+
+def test_batched_training_refuses_a_precision_it_does_not_apply(mnist_small):
+    from jmvae_core.config import ConfigError
+
+    cfgs = _cfgs("vae", [(0.0, 1)], 1, precision="bf16")
+    with pytest.raises(ConfigError, match="batched training runs in fp32 only"):
+        fit_batched(cfgs, mnist_small, progress=False)
