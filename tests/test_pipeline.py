@@ -106,8 +106,10 @@ def test_dask_executor_gives_the_local_results(smoke, tmp_path, monkeypatch):
         local = results.run_dir("smoke", cfg.run_id, base / "results") / "metrics.json"
         theirs = json.loads(local.read_text())
         # bitwise equal, except the fixture's interrupted run: its first epoch ran in this
-        # test process with the default thread count, which rounds differently (measured 1e-9)
-        tol = 1e-7 if cfg.run_id == interrupted.run_id else 0.0
+        # test process with the default thread count, which rounds differently (weights differ
+        # in the last bits; in float32 estimates that gave 1e-9 relative, but the bfloat16
+        # decoders of "auto" precision turn such bits into rounding flips: measured 2.8e-5)
+        tol = 1e-4 if cfg.run_id == interrupted.run_id else 0.0
         for name, est in theirs["estimators"].items():
             gap = abs(ours["estimators"][name]["mean"] - est["mean"])
             assert gap <= tol * abs(est["mean"]), (cfg.run_id, name, gap)
