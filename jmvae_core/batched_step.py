@@ -247,3 +247,23 @@ def resume_group(path: Path, model, optimizer, gens, cfgs, draws, per_run) -> li
     for g, g_state in zip(gens, state["generators"], strict=True):
         g.set_state(g_state.to("cpu"))
     return state["histories"]
+
+
+# history fields that are not loss terms
+NOT_TERMS = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs", "draws", "step_mode"}
+
+
+def differences(first, second) -> tuple[float, float]:
+    """(max relative loss-term difference, max absolute weight difference) between two
+    fit_batched results, each (models, histories), run by run. Rows must have the same fields."""
+    loss_rel, param_abs = 0.0, 0.0
+    for model_a, hist_a, model_b, hist_b in zip(*first, *second, strict=True):
+        for row_a, row_b in zip(hist_a, hist_b, strict=True):
+            if row_a.keys() != row_b.keys():
+                raise ValueError(f"history fields differ: {sorted(row_a)} vs {sorted(row_b)}")
+            for k in row_a.keys() - NOT_TERMS:
+                loss_rel = max(loss_rel, abs(row_a[k] - row_b[k]) / max(abs(row_a[k]), 1e-3))
+        params_b = dict(model_b.named_parameters())
+        for name, p in model_a.named_parameters():
+            param_abs = max(param_abs, (p - params_b[name]).abs().max().item())
+    return loss_rel, param_abs

@@ -90,6 +90,7 @@ _tqdm_stand_in()
 
 from jmvae_core import results, runs  # noqa: E402
 from jmvae_core.batched import fit_batched  # noqa: E402
+from jmvae_core.batched_step import differences  # noqa: E402
 from jmvae_core.config import plan  # noqa: E402
 from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
@@ -172,21 +173,6 @@ def load_data(args, device):
     return load_mnist(device=device, n_train=args.n_train, n_test=args.n_test)
 
 
-def compare(first, second) -> tuple[float, float]:
-    """(max relative loss-term difference, max absolute weight difference) between two
-    fit_batched results (models, histories), run by run."""
-    loss_rel, param_abs = 0.0, 0.0
-    skip = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs", "draws", "step_mode"}
-    for model_a, hist_a, model_b, hist_b in zip(*first, *second, strict=True):
-        for row_a, row_b in zip(hist_a, hist_b, strict=True):
-            for k in row_a.keys() - skip:
-                loss_rel = max(loss_rel, abs(row_a[k] - row_b[k]) / max(abs(row_a[k]), 1e-3))
-        params_b = dict(model_b.named_parameters())
-        for name, p in model_a.named_parameters():
-            param_abs = max(param_abs, (p - params_b[name]).abs().max().item())
-    return loss_rel, param_abs
-
-
 def check_step_mode(cfgs, data, device, mode: str) -> dict:
     """Train two runs of the group for 2 short epochs (1,000 images) eagerly and in `mode`
     from the same draws; they must agree to CHECK_TOLERANCE. A capture that replays a stale
@@ -199,7 +185,7 @@ def check_step_mode(cfgs, data, device, mode: str) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         other = fit_batched(cfgs[:2], small, step_mode=mode, **kw)
-    loss_rel, param_abs = compare(eager, other)
+    loss_rel, param_abs = differences(eager, other)
     used = other[1][0][-1]["step_mode"]
     ok = used == mode and loss_rel <= CHECK_TOLERANCE and param_abs <= CHECK_TOLERANCE
     return {

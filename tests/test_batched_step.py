@@ -27,6 +27,7 @@ import jmvae_core.batched as batched
 import jmvae_core.batched_step as batched_step
 from jmvae_core.batched import _adam, batched_loss, clip_gradients_per_run, fit_batched
 from jmvae_core.batched_step import EpochInputs, compiled, train_step
+from jmvae_core.batched_step import differences as _diffs
 from jmvae_core.config import make_config
 
 SMALL = {"hidden": 64, "latent_dim": 16}
@@ -34,7 +35,6 @@ KL_RUNS = [(0.01, 1), (0.1, 2), (1.0, 3)]  # (alpha, seed)
 LOSS_RTOL = 1e-6  # bitwise expected (measured 0)
 PARAM_ATOL = 1e-7
 COMPILED_RTOL = 1e-5  # compiled vs eager, per step or over 10 steps (measured <= 9.2e-7)
-NOT_TERMS = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs", "draws", "step_mode"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
@@ -45,21 +45,6 @@ def _cfgs(runs, epochs, variant="jmvae_kl", **overrides):
         make_config("smoke", variant=variant, alpha=a, seed=s, epochs=epochs, **SMALL, **overrides)
         for a, s in runs
     ]
-
-
-def _diffs(first, second):
-    """(max relative loss-term difference, max absolute weight difference): two fit_batched
-    results, each (models, histories), run by run."""
-    loss_rel, param_abs = 0.0, 0.0
-    for model_a, hist_a, model_b, hist_b in zip(*first, *second, strict=True):
-        for row_a, row_b in zip(hist_a, hist_b, strict=True):
-            assert row_a.keys() == row_b.keys()
-            for k in row_a.keys() - NOT_TERMS:
-                loss_rel = max(loss_rel, abs(row_a[k] - row_b[k]) / max(abs(row_a[k]), 1e-3))
-        params_b = dict(model_b.named_parameters())
-        for name, p in model_a.named_parameters():
-            param_abs = max(param_abs, (p - params_b[name]).abs().max().item())
-    return loss_rel, param_abs
 
 
 def _alone(cfgs, data, **kwargs):

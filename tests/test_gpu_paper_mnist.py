@@ -165,7 +165,7 @@ def test_checks_of_another_step_mode(script, mnist_small):
     assert report["ok"] and (report["loss_rel"], report["param_abs"]) == (0.0, 0.0)
     one = script.fit_batched(cfgs[:1], mnist_small, "cpu", False, epochs=1, draws="epoch")
     other = script.fit_batched(cfgs[1:], mnist_small, "cpu", False, epochs=1, draws="epoch")
-    assert min(script.compare(one, other)) > 100 * script.CHECK_TOLERANCE
+    assert min(script.differences(one, other)) > 100 * script.CHECK_TOLERANCE
 
 
 # None in sys.modules: `import tqdm` and `import pandas` fail as for a missing package
