@@ -30,7 +30,7 @@ from .batched_step import EpochInputs, check_modes, make_step, resume_group, sav
 from .config import ConfigError, ModelConfig, RunConfig
 from .data import MNIST
 from .models import MODEL_BUILDERS, build_model
-from .networks import kl_normal
+from .objectives import OBJECTIVES
 from .train import TrainingDiverged, pick_device, warmup_scales
 
 # the only fields batched runs may differ in; the others fix the shapes or the shared schedule
@@ -148,40 +148,6 @@ def unstack(batched: BatchedModel, r: int) -> nn.Module:
     return model
 
 
-def batched_loss(m: BatchedModel, x, w, eps, beta=1.0, alpha=None) -> dict[str, torch.Tensor]:
-    """Per-run terms (R,) of objectives.OBJECTIVES[variant] (SPEC §2): x (R,B,X), w (R,B,W).
-
-    `eps` (R, B, D) is the reparameterisation noise, `alpha` (R,) alpha times the warm-up scale
-    (default: the model's alphas). Batch means are over dim -1 of (R, B). Sum "loss" over runs
-    to backpropagate: the runs' parameters are disjoint, so each run gets its own gradient.
-    """
-    # the terms are built in the objectives' order: autograd sums a tensor's gradient
-    # contributions in graph order, and another order would round differently
-    variant, joint = m.cfg.variant, m.cfg.variant.startswith("jmvae")
-    mu, var = m.q_z_x(x) if variant == "vae" else m.q_z_xw(x, w)
-    z = mu + var.sqrt() * eps  # objectives.sample, with the noise given
-    log_px = m.p_x_zw.log_prob(x, z, w) if variant == "cvae" else m.p_x_z.log_prob(x, z)
-    t = {"rec_x": -log_px.mean(-1)}
-    if joint:
-        t["rec_w"] = -m.p_w_z.log_prob(w, z).mean(-1)
-    if variant == "cmma":
-        t["kl_cond"] = kl_normal(mu, var, *m.p_z_w(w)).mean(-1)
-    prior_kl = variant != "cmma" or m.cfg.cmma_prior_kl
-    t["kl_prior"] = kl_normal(mu, var).mean(-1) if prior_kl else torch.zeros_like(t["rec_x"])
-    if variant == "jmvae_kl":
-        t["kl_x"] = kl_normal(mu, var, *m.q_z_x(x)).mean(-1)
-        t["kl_w"] = kl_normal(mu, var, *m.q_z_w(w)).mean(-1)
-    if variant == "cmma":
-        return {"loss": t["rec_x"] + beta * (t["kl_cond"] + t["kl_prior"]), **t}
-    if not joint:
-        return {"loss": t["rec_x"] + beta * t["kl_prior"], **t}
-    loss = t["rec_x"] + t["rec_w"] + beta * t["kl_prior"]
-    if variant == "jmvae_kl":
-        alpha = m.alpha if alpha is None else alpha
-        loss = loss + alpha * (t["kl_x"] + t["kl_w"])
-    return {**t, "loss": loss}
-
-
 @torch.no_grad()
 def clip_gradients_per_run(params: list[torch.Tensor], clip_norm, clip_value) -> None:
     """train.clip_gradients for each run's slices of the stacked grads (R, ...) (SPEC §3)."""
@@ -237,7 +203,7 @@ def _run_epoch(model, optimizer, attach_grads, data: MNIST, cfgs, epoch, gens) -
     for b in range(n_batches):
         idx = orders[:, b * bs : (b + 1) * bs]
         x, eps = _draw(data.x_train[idx], gens, latent, device)
-        terms = batched_loss(model, x, data.w_train[idx], eps, beta, alpha)
+        terms = OBJECTIVES[model.cfg.variant](model, x, data.w_train[idx], eps, beta, alpha)
         model.zero_grad(set_to_none=True)
         terms["loss"].sum().backward()
         clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)
@@ -375,5 +341,6 @@ def _epoch_runner(model, optimizer, attach_grads, data, cfgs, gens, draws, step_
     tc = cfgs[0].train
     inputs = EpochInputs(data, len(cfgs), tc.batch_size, model.cfg.latent_dim)
     clip = lambda params: clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)  # noqa: E731
-    step = make_step(step_mode, model, optimizer, attach_grads, inputs, batched_loss, clip)
+    loss_fn = OBJECTIVES[model.cfg.variant]
+    step = make_step(step_mode, model, optimizer, attach_grads, inputs, loss_fn, clip)
     return lambda epoch: _run_drawn_epoch(step, inputs, data, cfgs, epoch, gens)

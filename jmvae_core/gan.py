@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .conv import log_sigmoid_pair
-from .objectives import OBJECTIVES, sample
+from .objectives import OBJECTIVES, draw_noise, sample
 
 # the VAE-family loss that update (1) minimises for each GAN variant
 BASE_OBJECTIVE = {
@@ -50,7 +50,8 @@ def gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip) -> dic
     """One batch of the three updates; returns the batch-mean terms (scalars, nats)."""
     groups = parameter_groups(model)
     objective = OBJECTIVES[BASE_OBJECTIVE[model.cfg.variant]]
-    terms = objective(model, x, w, generator, beta, alpha_scale)
+    eps = draw_noise(generator, x, model.cfg.latent_dim)
+    terms = objective(model, x, w, eps, beta, model.cfg.alpha * alpha_scale)
     _update(terms["loss"], groups["enc"], optimizers["enc"], clip)
 
     z_q = _z_q(model, x, w, generator)

@@ -16,7 +16,7 @@ from .config import RunConfig, TrainConfig
 from .data import MNIST
 from .gan import gan_step, parameter_groups
 from .models import build_model
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, draw_noise
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -79,7 +79,9 @@ def _step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
     if "all" not in optimizers:
         return gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip)
     with autocast(tc, x.device):
-        terms = OBJECTIVES[model.cfg.variant](model, x, w, generator, beta, alpha_scale)
+        eps = draw_noise(generator, x, model.cfg.latent_dim)
+        alpha = model.cfg.alpha * alpha_scale
+        terms = OBJECTIVES[model.cfg.variant](model, x, w, eps, beta, alpha)
     optimizers["all"].zero_grad(set_to_none=True)
     terms["loss"].backward()
     clip(optimizers["all"].param_groups[0]["params"])

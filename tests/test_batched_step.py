@@ -25,15 +25,17 @@ import torch
 
 import jmvae_core.batched as batched
 import jmvae_core.batched_step as batched_step
-from jmvae_core.batched import _adam, batched_loss, clip_gradients_per_run, fit_batched
+from jmvae_core.batched import _adam, clip_gradients_per_run, fit_batched
 from jmvae_core.batched_step import EpochInputs, compiled, train_step
 from jmvae_core.batched_step import differences as _diffs
 from jmvae_core.config import make_config
+from jmvae_core.objectives import OBJECTIVES
 
 SMALL = {"hidden": 64, "latent_dim": 16}
 KL_RUNS = [(0.01, 1), (0.1, 2), (1.0, 3)]  # (alpha, seed)
 LOSS_RTOL = 1e-6  # bitwise expected (measured 0)
 PARAM_ATOL = 1e-7
+LOSS = OBJECTIVES["jmvae_kl"]  # every test here trains JMVAE-kl
 COMPILED_RTOL = 1e-5  # compiled vs eager, per step or over 10 steps (measured <= 9.2e-7)
 
 
@@ -107,16 +109,16 @@ def test_compiled_step_matches_eager(mnist_small):
     loss_rel, param_abs = _diffs(eager, fast)
     assert loss_rel <= COMPILED_RTOL and param_abs <= COMPILED_RTOL, (loss_rel, param_abs)
     assert seconds < 120, f"compilation took {seconds:.0f} s"
-    worst = _lockstep(cfgs, mnist_small, compiled(batched_loss), epochs=10)
+    worst = _lockstep(cfgs, mnist_small, compiled(LOSS), epochs=10)
     assert max(worst) <= COMPILED_RTOL, worst
     # the comparison can fail: the same loss fed the batch's noise in another order
-    other_noise = lambda m, x, w, eps, b, a: batched_loss(m, x, w, eps.flip(1), b, a)  # noqa: E731
+    other_noise = lambda m, x, w, eps, b, a: LOSS(m, x, w, eps.flip(1), b, a)  # noqa: E731
     wrong = _lockstep(cfgs, mnist_small, other_noise, epochs=1)
     assert min(wrong) > 1000 * COMPILED_RTOL, wrong
 
 
 def _lockstep(cfgs, data, other_loss, epochs):
-    """Max relative difference (loss terms, gradients) of `other_loss` vs batched_loss, both
+    """Max relative difference (loss terms, gradients) of `other_loss` vs LOSS, both
     evaluated at every state of one eager trajectory of `epochs` epochs."""
     model = batched.stack_models([_seeded_model(cfg) for cfg in cfgs])
     tc = cfgs[0].train
@@ -128,7 +130,7 @@ def _lockstep(cfgs, data, other_loss, epochs):
     for _ in range(epochs):
         inputs.new_epoch(data, gens, 1.0, torch.tensor([c.model.alpha for c in cfgs]))
         for _ in range(inputs.n_batches):
-            terms_a, grads_a = _terms_and_grads(model, inputs, batched_loss, clip)
+            terms_a, grads_a = _terms_and_grads(model, inputs, LOSS, clip)
             terms_b, grads_b = _terms_and_grads(model, inputs, other_loss, clip)
             for k, v in terms_a.items():
                 rel = ((v - terms_b[k]).abs() / v.abs().clamp(min=1e-3)).max().item()
@@ -137,7 +139,7 @@ def _lockstep(cfgs, data, other_loss, epochs):
                 scale = ga.flatten(1).abs().amax(1).clamp(min=1e-12)  # per run
                 rel = ((ga - gb).flatten(1).abs().amax(1) / scale).max().item()
                 worst_grads = max(worst_grads, rel)
-            train_step(model, optimizer, attach, inputs, batched_loss, clip)
+            train_step(model, optimizer, attach, inputs, LOSS, clip)
     return worst_terms, worst_grads
 
 
@@ -178,7 +180,7 @@ def test_step_tensors_keep_their_addresses(mnist_small):
     for epoch in range(3):
         inputs.new_epoch(mnist_small, gens, 0.5 * (epoch + 1), torch.tensor([0.1, 1.0]))
         for _ in range(inputs.n_batches):
-            train_step(model, optimizer, attach, inputs, batched_loss, clip)
+            train_step(model, optimizer, attach, inputs, LOSS, clip)
             seen.append(addresses())
     assert inputs.step.item() == inputs.n_batches and inputs.beta.item() == 1.5
     assert all(a == seen[0] for a in seen) and len(seen[0]) > 10

@@ -20,6 +20,11 @@ def _batch(b=8, seed=0):
     return x, w
 
 
+def _eps(seed, b=8, latent=64):
+    """The objectives' noise for a batch of `b` (one sample per example), from `seed`."""
+    return torch.randn(b, latent, generator=torch.Generator().manual_seed(seed))
+
+
 def _gaussians(shape=(5, 7), seed=0):
     g = torch.Generator().manual_seed(seed)
     mu_q, mu_p = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
@@ -90,8 +95,8 @@ def test_layer_sizes_follow_the_authors_mnist_code():
 def test_alpha_zero_reduces_jmvae_kl_to_the_joint_elbo():
     model = build_model(ModelConfig(variant="jmvae_kl", alpha=0.0))
     x, w = _batch()
-    kl = jmvae_kl_loss(model, x, w, torch.Generator().manual_seed(5))
-    joint = jmvae_loss(model, x, w, torch.Generator().manual_seed(5))
+    kl = jmvae_kl_loss(model, x, w, _eps(5))
+    joint = jmvae_loss(model, x, w, _eps(5))
     torch.testing.assert_close(kl["loss"], joint["loss"], rtol=0, atol=0)
     assert (
         float((kl["kl_x"] + kl["kl_w"]).detach()) > 0
@@ -101,8 +106,8 @@ def test_alpha_zero_reduces_jmvae_kl_to_the_joint_elbo():
 def test_jmvae_kl_adds_alpha_times_both_unimodal_kls_and_trains_every_network():
     model = build_model(ModelConfig(variant="jmvae_kl", alpha=0.5))
     x, w = _batch()
-    kl = jmvae_kl_loss(model, x, w, torch.Generator().manual_seed(5))
-    joint = jmvae_loss(model, x, w, torch.Generator().manual_seed(5))
+    kl = jmvae_kl_loss(model, x, w, _eps(5))
+    joint = jmvae_loss(model, x, w, _eps(5))
     torch.testing.assert_close(kl["loss"], joint["loss"] + 0.5 * (kl["kl_x"] + kl["kl_w"]))
     kl["loss"].backward()
     for name in ("q_z_xw", "q_z_x", "q_z_w", "p_x_z", "p_w_z"):
@@ -113,11 +118,11 @@ def test_jmvae_kl_adds_alpha_times_both_unimodal_kls_and_trains_every_network():
 def test_cmma_has_both_kl_terms_unless_switched_off():
     x, w = _batch()
     with_prior = build_model(ModelConfig(variant="cmma"))
-    terms = OBJECTIVES["cmma"](with_prior, x, w, torch.Generator().manual_seed(1))
+    terms = OBJECTIVES["cmma"](with_prior, x, w, _eps(1))
     torch.testing.assert_close(terms["loss"], terms["rec_x"] + terms["kl_cond"] + terms["kl_prior"])
     assert float(terms["kl_prior"].detach()) > 0
     without = build_model(ModelConfig(variant="cmma", cmma_prior_kl=False))
-    terms = OBJECTIVES["cmma"](without, x, w, torch.Generator().manual_seed(1), beta=0.5)
+    terms = OBJECTIVES["cmma"](without, x, w, _eps(1), beta=0.5)
     torch.testing.assert_close(terms["loss"], terms["rec_x"] + 0.5 * terms["kl_cond"])
 
 
@@ -125,8 +130,8 @@ def test_cmma_has_both_kl_terms_unless_switched_off():
 def test_warmup_beta_scales_only_the_prior_kl(variant):
     model = build_model(ModelConfig(variant=variant))
     x, w = _batch()
-    full = OBJECTIVES[variant](model, x, w, torch.Generator().manual_seed(2), beta=1.0)
-    half = OBJECTIVES[variant](model, x, w, torch.Generator().manual_seed(2), beta=0.5)
+    full = OBJECTIVES[variant](model, x, w, _eps(2), beta=1.0)
+    half = OBJECTIVES[variant](model, x, w, _eps(2), beta=0.5)
     prior_terms = full["kl_prior"] + full.get("kl_cond", 0.0)
     # float32 losses of ~550 nats: compare to 1e-3 nats
     torch.testing.assert_close(full["loss"] - half["loss"], 0.5 * prior_terms, rtol=0, atol=1e-3)
