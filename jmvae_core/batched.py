@@ -26,7 +26,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .batched_step import EpochInputs, check_modes, make_step, resume_group, save_group
+from .batched_step import (
+    EpochInputs,
+    check_modes,
+    make_step,
+    matmul_precision,
+    resume_group,
+    save_group,
+)
 from .config import ConfigError, ModelConfig, RunConfig
 from .data import MNIST
 from .models import MODEL_BUILDERS, build_model
@@ -152,6 +159,8 @@ def unstack(batched: BatchedModel, r: int) -> nn.Module:
 def clip_gradients_per_run(params: list[torch.Tensor], clip_norm, clip_value) -> None:
     """train.clip_gradients for each run's slices of the stacked grads (R, ...) (SPEC §3)."""
     grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
     if clip_norm is not None:
         # as clip_grad_norm_: the norm of the per-tensor norms, then min(1, max/(norm + 1e-6))
         norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], 1)
@@ -162,7 +171,7 @@ def clip_gradients_per_run(params: list[torch.Tensor], clip_norm, clip_value) ->
         torch._foreach_clamp_max_(grads, clip_value)
 
 
-def _check_same(runs: list[dict[str, dict]]) -> None:
+def _check_same(runs: list[dict[str, dict]], allowed: str = "only alpha and seed") -> None:
     """Raise ConfigError naming the first field ("part.name") that differs between runs."""
     if not runs:
         raise ConfigError("batched training needs at least one run")
@@ -173,8 +182,46 @@ def _check_same(runs: list[dict[str, dict]]) -> None:
                 if (part, name) not in PER_RUN_FIELDS and value != first:
                     raise ConfigError(
                         f"{part}.{name} differs between batched runs ({first!r} vs {value!r}); "
-                        "only alpha and seed may differ"
+                        f"{allowed} may differ"
                     )
+
+
+def split_groups(cfgs: list[RunConfig]) -> list[list[int]]:
+    """Indices of `cfgs` per architecture group (equal model fields but alpha), in order of
+    first appearance. All runs share one schedule: a training field other than the seed
+    that differs raises ConfigError naming it."""
+    _check_same([{"train": vars(c.train)} for c in cfgs], "only the seed")
+    _check_same([{"dataset": {"name": c.dataset}} for c in cfgs], "only the seed")
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        key = tuple((k, v) for k, v in vars(cfg.model).items() if k != "alpha")
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+class Group:
+    """One architecture's R runs in training: stacked model, Adam, per-run generators.
+
+    Initial weights are drawn run by run exactly as train.fit draws them (SPEC §3)."""
+
+    def __init__(self, cfgs: list[RunConfig], device: torch.device, per_run: bool):
+        _check_same([{"model": vars(c.model), "train": vars(c.train)} for c in cfgs])
+        singles = []
+        for cfg in cfgs:
+            torch.manual_seed(cfg.train.seed)
+            singles.append(build_model(cfg.model))
+        self.cfgs = cfgs
+        self.model = stack_models(singles).to(device)
+        params = list(self.model.parameters())
+        self.optimizer, self.attach_grads = _adam(params, cfgs[0].train, device, per_run)
+        self.gens = [torch.Generator(device=device).manual_seed(c.train.seed) for c in cfgs]
+        self.loss_fn = OBJECTIVES[self.model.cfg.variant]
+        self.inputs: EpochInputs | None = None  # draws="epoch" only
+
+    def clip(self) -> None:
+        """train.clip_gradients for each run of the group (SPEC §3)."""
+        tc = self.cfgs[0].train
+        clip_gradients_per_run(list(self.model.parameters()), tc.clip_norm, tc.clip_value)
 
 
 def _draw(grey: torch.Tensor, gens: list[torch.Generator], latent: int, device):
@@ -190,12 +237,12 @@ def _draw(grey: torch.Tensor, gens: list[torch.Generator], latent: int, device):
     return torch.stack(xs), torch.stack(eps)
 
 
-def _run_epoch(model, optimizer, attach_grads, data: MNIST, cfgs, epoch, gens) -> list[dict]:
+def _run_epoch(group: Group, data: MNIST, epoch: int) -> list[dict]:
     """One epoch of train._run_epoch for all runs at once (SPEC §3): one history row per run."""
+    model, cfgs, gens = group.model, group.cfgs, group.gens
     tc, device = cfgs[0].train, model.alpha.device
     beta, alpha_scale = warmup_scales(tc, epoch)
     alpha = _alphas(cfgs, alpha_scale, device)
-    params = list(model.parameters())
     n, bs, latent = data.x_train.shape[0], tc.batch_size, model.cfg.latent_dim
     orders = torch.stack([torch.randperm(n, generator=g, device=data.x_train.device) for g in gens])
     sums: dict[str, torch.Tensor] = {}
@@ -203,26 +250,32 @@ def _run_epoch(model, optimizer, attach_grads, data: MNIST, cfgs, epoch, gens) -
     for b in range(n_batches):
         idx = orders[:, b * bs : (b + 1) * bs]
         x, eps = _draw(data.x_train[idx], gens, latent, device)
-        terms = OBJECTIVES[model.cfg.variant](model, x, data.w_train[idx], eps, beta, alpha)
+        terms = group.loss_fn(model, x, data.w_train[idx], eps, beta, alpha)
         model.zero_grad(set_to_none=True)
         terms["loss"].sum().backward()
-        clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)
-        attach_grads()  # per-run Adam: hand each view its slice of the new gradient
-        optimizer.step()
+        group.clip()
+        group.attach_grads()  # per-run Adam: hand each view its slice of the new gradient
+        group.optimizer.step()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach()
     per_run = {name: total.tolist() for name, total in sums.items()}  # one sync per epoch
     return _rows(cfgs, epoch, beta, alpha_scale, per_run, n_batches)
 
 
-def _run_drawn_epoch(step, inputs: EpochInputs, data: MNIST, cfgs, epoch, gens) -> list[dict]:
-    """One epoch with draws="epoch": draw it, then `step` n_batches times (batched_step)."""
-    beta, alpha_scale = warmup_scales(cfgs[0].train, epoch)
-    inputs.new_epoch(data, gens, beta, _alphas(cfgs, alpha_scale, inputs.alpha.device))
-    for _ in range(inputs.n_batches):
+def _run_drawn_epoch(step, groups: list[Group], data: MNIST, epoch: int) -> list[list[dict]]:
+    """One epoch with draws="epoch" for every group: draw it, then `step` n_batches times,
+    each call one update of every group (batched_step.make_step). Rows per group."""
+    beta, alpha_scale = warmup_scales(groups[0].cfgs[0].train, epoch)
+    for g in groups:
+        g.inputs.new_epoch(data, g.gens, beta, _alphas(g.cfgs, alpha_scale, g.inputs.alpha.device))
+    n_batches = groups[0].inputs.n_batches
+    for _ in range(n_batches):
         step()
-    rows = _rows(cfgs, epoch, beta, alpha_scale, inputs.read_sums(), inputs.n_batches)
-    return [{**row, "draws": "epoch", "step_mode": step.mode} for row in rows]
+    out = []
+    for g in groups:
+        rows = _rows(g.cfgs, epoch, beta, alpha_scale, g.inputs.read_sums(), n_batches)
+        out.append([{**row, "draws": "epoch", "step_mode": step.mode} for row in rows])
+    return out
 
 
 def _alphas(cfgs, alpha_scale: float, device) -> torch.Tensor:
@@ -279,20 +332,25 @@ def fit_batched(
     checkpoint: Path | None = None,
     checkpoint_every: int = 1,
     on_epoch_end: Callable[[list[dict]], bool | None] | None = None,
+    matmul: str = "fp32",
 ):
-    """Train R runs of one architecture together; each run as train.fit alone (SPEC §3).
+    """Train runs together, each as train.fit alone (SPEC §3); runs of several architectures
+    (e.g. a whole config.plan) form one group per architecture (split_groups).
 
     `epochs` (default: the configs' epochs) runs only the first epochs of the schedule.
     `per_run_adam` (default: on a CPU) steps per-run views, bitwise like fit (see _adam).
-    `draws`: "step" reproduces fit's random stream; "epoch" draws each epoch at its start
-    (batched_step), which `step_mode` "compile" and "graph" (CUDA) need. With `checkpoint`
-    the group's state is saved there atomically every `checkpoint_every` epochs and at the
-    end, and a later call resumes from it exactly. `on_epoch_end(rows)` sees each epoch's
-    history rows; a true return stops training after a checkpoint (histories then shorter).
-    Returns (R single-run models in eval mode, R histories); a row's time_s is the batched
-    epoch's wall time divided by R (the run's share) and batch_runs is R.
+    `draws`: "step" reproduces fit's random stream, group after group; "epoch" draws each
+    epoch at its start (batched_step) and advances every group in one step (on CUDA each
+    group on its own stream), which `step_mode` "compile" and "graph" (CUDA: one graph for
+    all groups) need. `matmul` "tf32" lets CUDA float32 matmuls use TF32 tensor cores.
+    With `checkpoint` the state of every group is saved there atomically every
+    `checkpoint_every` epochs and at the end, and a later call resumes from it exactly.
+    `on_epoch_end(rows)` sees each epoch's history rows (in `cfgs` order); a true return
+    stops training after a checkpoint (histories then shorter). Returns (single-run models in
+    eval mode, histories), in `cfgs` order; a row's time_s is the epoch's wall time divided by
+    the number of runs (the run's share) and batch_runs is that number.
     """
-    _check_same([{"model": vars(c.model), "train": vars(c.train)} for c in cfgs])
+    members = split_groups(cfgs)
     if cfgs[0].train.precision != "fp32":  # the batched step has no autocast (yet)
         raise ConfigError(
             f"precision={cfgs[0].train.precision!r}: batched training runs in fp32 only"
@@ -302,45 +360,55 @@ def fit_batched(
     check_modes(draws, step_mode, device, per_run)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # as fit: subnormal Adam moments slow every step
-    singles = []
-    for cfg in cfgs:
-        torch.manual_seed(cfg.train.seed)  # exactly fit's initial weights, run by run
-        singles.append(build_model(cfg.model))
-    model = stack_models(singles).to(device)
-    optimizer, attach_grads = _adam(list(model.parameters()), cfgs[0].train, device, per_run)
-    gens = [torch.Generator(device=device).manual_seed(c.train.seed) for c in cfgs]
-    saved = (model, optimizer, gens)
-    histories: list[list[dict]] = [[] for _ in cfgs]
-    if checkpoint is not None and Path(checkpoint).exists():
-        histories = resume_group(Path(checkpoint), *saved, cfgs, draws, per_run)
-    run_epoch = _epoch_runner(model, optimizer, attach_grads, data, cfgs, gens, draws, step_mode)
-    model.train()
-    n_epochs = cfgs[0].train.epochs if epochs is None else epochs
-    done = len(histories[0])
-    bar = tqdm(range(done, n_epochs), desc=f"{len(cfgs)} runs", disable=not progress)
-    for epoch in bar:
-        start = time.perf_counter()
-        rows = run_epoch(epoch)
-        share = round((time.perf_counter() - start) / len(cfgs), 4)
-        for history, row in zip(histories, rows, strict=True):
-            history.append({**row, "time_s": share, "batch_runs": len(cfgs)})
-        stop = on_epoch_end is not None and bool(on_epoch_end([h[-1] for h in histories]))
-        due = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == n_epochs or stop
-        if checkpoint is not None and due:
-            save_group(Path(checkpoint), *saved, histories, cfgs, draws, per_run)
-        if stop:
-            break
-    models = [unstack(model, r).eval() for r in range(len(cfgs))]
-    return models, histories
+    with matmul_precision(matmul):  # the caller's setting is restored afterwards
+        groups = [Group([cfgs[i] for i in idx], device, per_run) for idx in members]
+        histories: list[list[dict]] = [[] for _ in cfgs]
+        if checkpoint is not None and Path(checkpoint).exists():
+            histories = resume_group(Path(checkpoint), groups, cfgs, draws, per_run)
+        run_epoch = _epoch_runner(groups, members, data, draws, step_mode)
+        for g in groups:
+            g.model.train()
+        n_epochs = cfgs[0].train.epochs if epochs is None else epochs
+        done = len(histories[0])
+        bar = tqdm(range(done, n_epochs), desc=f"{len(cfgs)} runs", disable=not progress)
+        for epoch in bar:
+            start = time.perf_counter()
+            rows = run_epoch(epoch)
+            share = round((time.perf_counter() - start) / len(cfgs), 4)
+            extra = {"time_s": share, "batch_runs": len(cfgs)}
+            extra |= {"matmul": matmul} if matmul != "fp32" else {}  # fp32 rows read as before
+            for history, row in zip(histories, rows, strict=True):
+                history.append({**row, **extra})
+            stop = on_epoch_end is not None and bool(on_epoch_end([h[-1] for h in histories]))
+            due = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == n_epochs or stop
+            if checkpoint is not None and due:
+                save_group(Path(checkpoint), groups, histories, cfgs, draws, per_run)
+            if stop:
+                break
+        models: list = [None] * len(cfgs)
+        for g, idx in zip(groups, members, strict=True):
+            for r, i in enumerate(idx):
+                models[i] = unstack(g.model, r).eval()
+        return models, histories
 
 
-def _epoch_runner(model, optimizer, attach_grads, data, cfgs, gens, draws, step_mode):
-    """epoch -> that epoch's rows, with fit's per-step draws or batched_step's epoch draws."""
+def _epoch_runner(groups: list[Group], members, data, draws, step_mode):
+    """epoch -> that epoch's rows in `cfgs` order, with fit's per-step draws (group after
+    group) or batched_step's epoch draws (every group in each step)."""
     if draws == "step":
-        return lambda epoch: _run_epoch(model, optimizer, attach_grads, data, cfgs, epoch, gens)
-    tc = cfgs[0].train
-    inputs = EpochInputs(data, len(cfgs), tc.batch_size, model.cfg.latent_dim)
-    clip = lambda params: clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)  # noqa: E731
-    loss_fn = OBJECTIVES[model.cfg.variant]
-    step = make_step(step_mode, model, optimizer, attach_grads, inputs, loss_fn, clip)
-    return lambda epoch: _run_drawn_epoch(step, inputs, data, cfgs, epoch, gens)
+        per_group = lambda epoch: [_run_epoch(g, data, epoch) for g in groups]  # noqa: E731
+    else:
+        for g in groups:
+            tc = g.cfgs[0].train
+            g.inputs = EpochInputs(data, len(g.cfgs), tc.batch_size, g.model.cfg.latent_dim)
+        step = make_step(step_mode, groups)
+        per_group = lambda epoch: _run_drawn_epoch(step, groups, data, epoch)  # noqa: E731
+
+    def run_epoch(epoch: int) -> list[dict]:
+        rows: list = [None] * sum(len(idx) for idx in members)
+        for idx, group_rows in zip(members, per_group(epoch), strict=True):
+            for i, row in zip(idx, group_rows, strict=True):
+                rows[i] = row
+        return rows
+
+    return run_epoch

@@ -23,6 +23,7 @@ combination and the group checkpoint of fit_batched (save_group / resume_group).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from . import results
 
 DRAWS = ("step", "epoch")  # "step": train.fit's stream, bitwise; "epoch": drawn per epoch
 STEP_MODES = ("eager", "compile", "graph")
+MATMULS = ("fp32", "tf32")  # CUDA float32 matmuls: exact, or on TF32 tensor cores
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before the capture (CUDA-graph recipe)
 
 
@@ -91,13 +93,13 @@ def train_step(model, optimizer, attach_grads, inputs: EpochInputs, loss_fn, cli
     """One SPEC §3 update of all runs from `inputs`' current batch; advances its counter.
 
     `loss_fn(model, x, w, eps, beta, alpha)` returns per-run terms (R,) with "loss";
-    `clip(params)` clips each run's gradients. No value is read back to the host.
+    `clip()` clips each run's gradients of `model`. No value is read back to the host.
     """
     x, w, eps = inputs.batch()
     terms = loss_fn(model, x, w, eps, inputs.beta, inputs.alpha)
     model.zero_grad(set_to_none=True)
     terms["loss"].sum().backward()  # the runs' parameters are disjoint: per-run gradients
-    clip(list(model.parameters()))
+    clip()
     attach_grads()
     optimizer.step()
     with torch.no_grad():
@@ -114,6 +116,31 @@ def compiled(loss_fn):
     return torch.compile(loss_fn, fullgraph=True, dynamic=False)
 
 
+class Together:
+    """One call = one step of every group. On CUDA each group runs on a stream of its own,
+    forked from the caller's stream and joined back, so that the groups' kernels can overlap
+    (and, captured, form parallel branches of one CUDA graph); elsewhere one after another."""
+
+    def __init__(self, steps: list[Callable[[], None]], device: torch.device):
+        self.steps = steps
+        self.streams = None
+        if device.type == "cuda" and len(steps) > 1:
+            self.streams = [torch.cuda.Stream(device) for _ in steps]
+
+    def __call__(self) -> None:
+        if self.streams is None:
+            for step in self.steps:
+                step()
+            return
+        here = torch.cuda.current_stream()
+        for stream, step in zip(self.streams, self.steps, strict=True):
+            stream.wait_stream(here)
+            with torch.cuda.stream(stream):
+                step()
+        for stream in self.streams:
+            here.wait_stream(stream)
+
+
 class GraphStep:
     """Run `step` as one CUDA graph: eager warm-up steps, one capture, then a replay per call.
 
@@ -121,12 +148,12 @@ class GraphStep:
     stream (lazy CUDA initialisation must not happen during capture). The capture records the
     next step without running it, so that call then replays it. The step must keep every
     tensor it reads or writes at a fixed address: parameters and Adam state are updated in
-    place (capturable Adam), the inputs are refilled in place. If capture fails, the group
+    place (capturable Adam), the inputs are refilled in place. If capture fails, training
     goes on eagerly with a warning; `mode` says which is in use.
     """
 
-    def __init__(self, step: Callable[[], None], model: torch.nn.Module):
-        self.step, self.model = step, model
+    def __init__(self, step: Callable[[], None], models: list[torch.nn.Module]):
+        self.step, self.models = step, models
         self.mode, self.calls, self.graph = "graph", 0, None
         self.stream = torch.cuda.Stream()
 
@@ -147,7 +174,8 @@ class GraphStep:
 
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
-        self.model.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
+        for model in self.models:
+            model.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
         try:
             with torch.cuda.graph(graph):
                 self.step()
@@ -174,20 +202,39 @@ class EagerStep:
         self.step()
 
 
-def make_step(mode: str, model, optimizer, attach_grads, inputs: EpochInputs, loss_fn, clip):
-    """A callable running one train_step of `inputs`' next batch, as `mode` (STEP_MODES) asks.
+def make_step(mode: str, groups):
+    """A callable running one train_step of every group's next batch (each group: model,
+    optimizer, attach_grads, inputs, loss_fn, clip, as batched.Group), as `mode` asks.
 
     The runner's `mode` says what runs ("eager" after a failed graph capture).
     """
     if mode not in STEP_MODES:
         raise ValueError(f"step_mode={mode!r} is unknown; allowed: {', '.join(STEP_MODES)}")
-    if mode == "compile":
-        loss_fn = compiled(loss_fn)
-    step = functools.partial(train_step, model, optimizer, attach_grads, inputs, loss_fn, clip)
+    steps = []
+    for g in groups:
+        loss_fn = compiled(g.loss_fn) if mode == "compile" else g.loss_fn
+        args = (g.model, g.optimizer, g.attach_grads, g.inputs, loss_fn, g.clip)
+        steps.append(functools.partial(train_step, *args))
+    device = groups[0].inputs.step.device
+    step = Together(steps, device)
     if mode != "graph":
         return EagerStep(step, mode)
-    check_graph_device(inputs.step.device)
-    return GraphStep(step, model)
+    check_graph_device(device)
+    return GraphStep(step, [g.model for g in groups])
+
+
+@contextlib.contextmanager
+def matmul_precision(matmul: str):
+    """CUDA float32 matmuls as asked ("fp32" exact, "tf32" on TF32 tensor cores) inside the
+    block; the previous setting is restored after it. No effect on a CPU."""
+    if matmul not in MATMULS:
+        raise ValueError(f"matmul={matmul!r} is unknown; allowed: {', '.join(MATMULS)}")
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = matmul == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def check_graph_device(device: torch.device) -> None:
@@ -216,14 +263,19 @@ def check_modes(draws: str, step_mode: str, device, per_run: bool) -> None:
             raise ValueError("step_mode='graph' steps one stacked Adam: per_run_adam=False")
 
 
-def save_group(path: Path, model, optimizer, gens, histories, cfgs, draws, per_run) -> None:
-    """The whole group's training state, written atomically (results.save_torch)."""
+def save_group(path: Path, groups, histories, cfgs, draws, per_run) -> None:
+    """The training state of every group (batched.Group), written atomically."""
     results.save_torch(
         path,
         {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "generators": [g.get_state() for g in gens],
+            "groups": [
+                {
+                    "model": g.model.state_dict(),
+                    "optimizer": g.optimizer.state_dict(),
+                    "generators": [gen.get_state() for gen in g.gens],
+                }
+                for g in groups
+            ],
             "histories": histories,
             "run_ids": [c.run_id for c in cfgs],
             "draws": draws,
@@ -232,25 +284,27 @@ def save_group(path: Path, model, optimizer, gens, histories, cfgs, draws, per_r
     )
 
 
-def resume_group(path: Path, model, optimizer, gens, cfgs, draws, per_run) -> list[list[dict]]:
-    """Load a save_group checkpoint of the same group and modes into place; return its histories."""
-    state = results.load_torch(path, model.alpha.device)
+def resume_group(path: Path, groups, cfgs, draws, per_run) -> list[list[dict]]:
+    """Load a save_group checkpoint of the same runs and modes into place; return histories."""
+    device = groups[0].model.alpha.device
+    state = results.load_torch(path, device)
     wanted = {"run_ids": [c.run_id for c in cfgs], "draws": draws, "per_run_adam": per_run}
     for key, value in wanted.items():
-        if state[key] != value:
+        if state.get(key) != value:
             raise ValueError(
-                f"checkpoint {path} was written with {key}={state[key]!r}, not {value!r}: "
+                f"checkpoint {path} was written with {key}={state.get(key)!r}, not {value!r}: "
                 "resume with the same runs and modes, or remove the file to start afresh"
             )
-    model.load_state_dict(state["model"])  # in place: Adam's per-run views stay valid
-    optimizer.load_state_dict(state["optimizer"])
-    for g, g_state in zip(gens, state["generators"], strict=True):
-        g.set_state(g_state.to("cpu"))
+    for g, saved in zip(groups, state["groups"], strict=True):
+        g.model.load_state_dict(saved["model"])  # in place: Adam's per-run views stay valid
+        g.optimizer.load_state_dict(saved["optimizer"])
+        for gen, gen_state in zip(g.gens, saved["generators"], strict=True):
+            gen.set_state(gen_state.to("cpu"))
     return state["histories"]
 
 
 # history fields that are not loss terms
-NOT_TERMS = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs", "draws", "step_mode"}
+NOT_TERMS = {"epoch", "beta", "alpha_scale", "time_s", "batch_runs", "draws", "step_mode", "matmul"}
 
 
 def differences(first, second) -> tuple[float, float]:

@@ -151,8 +151,6 @@ def test_checkpoint_of_other_runs_or_draws_is_refused(mnist_small, tmp_path):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("latent_dim", 2),
-        ("variant", "jmvae_zero"),
         ("batch_size", 50),
         ("lr", 3e-4),
         ("warmup_epochs", 3),

@@ -123,7 +123,8 @@ def _lockstep(cfgs, data, other_loss, epochs):
     model = batched.stack_models([_seeded_model(cfg) for cfg in cfgs])
     tc = cfgs[0].train
     optimizer, attach = _adam(list(model.parameters()), tc, torch.device("cpu"), per_run=True)
-    clip = lambda ps: clip_gradients_per_run(ps, tc.clip_norm, tc.clip_value)  # noqa: E731
+    params = list(model.parameters())
+    clip = lambda: clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)  # noqa: E731
     inputs = EpochInputs(data, len(cfgs), tc.batch_size, cfgs[0].model.latent_dim)
     gens = [torch.Generator().manual_seed(c.train.seed) for c in cfgs]
     worst_terms, worst_grads = 0.0, 0.0
@@ -148,9 +149,8 @@ def _terms_and_grads(model, inputs, loss_fn, clip):
     terms = loss_fn(model, *inputs.batch(), inputs.beta, inputs.alpha)
     model.zero_grad(set_to_none=True)
     terms["loss"].sum().backward()
-    params = list(model.parameters())
-    clip(params)
-    return {k: v.detach() for k, v in terms.items()}, [p.grad for p in params]
+    clip()
+    return {k: v.detach() for k, v in terms.items()}, [p.grad for p in model.parameters()]
 
 
 def _seeded_model(cfg):
@@ -166,7 +166,8 @@ def test_step_tensors_keep_their_addresses(mnist_small):
     tc = cfgs[0].train
     model = batched.stack_models([_seeded_model(cfg) for cfg in cfgs])
     optimizer, attach = _adam(list(model.parameters()), tc, torch.device("cpu"), per_run=False)
-    clip = lambda ps: clip_gradients_per_run(ps, tc.clip_norm, tc.clip_value)  # noqa: E731
+    params = list(model.parameters())
+    clip = lambda: clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)  # noqa: E731
     inputs = EpochInputs(mnist_small, len(cfgs), tc.batch_size, cfgs[0].model.latent_dim)
     gens = [torch.Generator().manual_seed(c.train.seed) for c in cfgs]
 
