@@ -157,15 +157,23 @@ def unstack(batched: BatchedModel, r: int) -> nn.Module:
 
 @torch.no_grad()
 def clip_gradients_per_run(params: list[torch.Tensor], clip_norm, clip_value) -> None:
-    """train.clip_gradients for each run's slices of the stacked grads (R, ...) (SPEC §3)."""
+    """train.clip_gradients for each run's slices of the stacked grads (R, ...) (SPEC §3).
+
+    In multi-tensor (foreach) operations: on CUDA a few kernels for all tensors instead of
+    a few per tensor. On a CPU each foreach operation loops over its tensors with the very
+    per-tensor operations clip_grad_norm_ uses there, so the result is bitwise fit's.
+    """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
     if clip_norm is not None:
         # as clip_grad_norm_: the norm of the per-tensor norms, then min(1, max/(norm + 1e-6))
-        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], 1)
-        coef = (clip_norm / (torch.linalg.vector_norm(norms, dim=1) + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(grads, [coef.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+        runs = [[g[r] for g in grads] for r in range(grads[0].shape[0])]  # per-run views
+        norms = torch._foreach_norm([view for run in runs for view in run])
+        total = torch.linalg.vector_norm(torch.stack(norms).view(len(runs), -1), dim=1)
+        coef = (clip_norm / (total + 1e-6)).clamp(max=1.0)
+        for r, run in enumerate(runs):
+            torch._foreach_mul_(run, coef[r])
     if clip_value is not None:
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)

@@ -1,16 +1,20 @@
-"""One training step of R stacked runs as a function of tensors only (DESIGN.md, Speed).
+"""One training step of stacked runs as a function of tensors only (DESIGN.md, Speed).
 
 `batched.fit_batched` with draws="epoch" trains through this module. Every random number of
 an epoch is drawn at its start (`EpochInputs.new_epoch`), so a step is the same sequence of
 kernels on the same tensors every time: it indexes the pre-drawn batch with a step-counter
-tensor, runs the SPEC §3 update (loss, backward, per-run clipping, Adam) and adds its loss
-terms to device-side sums. Nothing in it reads a value back to Python. That makes it
+tensor, runs the update of the book's protocol (loss, backward, per-run clipping, Adam) and
+adds its loss terms to device-side sums. Nothing in it reads a value back to Python. One
+step advances every architecture group of the runs (`Together`: on CUDA a stream per group,
+so that the groups' kernels overlap). That makes it
  - "eager": run as written;
  - "compile": the forward pass and loss compiled by torch.compile (inductor), whose backward
    AOTAutograd compiles too; clipping and Adam stay eager;
  - "graph": captured once as a CUDA graph and replayed per step (CUDA only). The scalars that
    change between epochs (beta, alpha, the step counter) are device tensors updated in place,
-   and the draws are refilled in place, so the captured graph reads the new values.
+   and the draws are refilled in place, so the captured graph reads the new values. All
+   groups are captured in one graph, their streams as parallel branches;
+ - "compile-graph": the compiled loss of "compile", captured as in "graph".
 
 Epoch draws give the same distribution as train.fit's per-step draws (a permutation, Bernoulli
 re-binarisation, one noise sample per example) but not the same numbers: results of this mode
@@ -34,7 +38,8 @@ import torch
 from . import results
 
 DRAWS = ("step", "epoch")  # "step": train.fit's stream, bitwise; "epoch": drawn per epoch
-STEP_MODES = ("eager", "compile", "graph")
+STEP_MODES = ("eager", "compile", "graph", "compile-graph")
+GRAPH_MODES = ("graph", "compile-graph")  # CUDA graphs; "compile-": with a compiled loss
 MATMULS = ("fp32", "tf32")  # CUDA float32 matmuls: exact, or on TF32 tensor cores
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before the capture (CUDA-graph recipe)
 
@@ -46,7 +51,8 @@ class EpochInputs:
     images (randperm), uniforms U (n_batches, B, X) for the re-binarisation x = (U < grey),
     which is torch.bernoulli's distribution, and the noise eps (n_batches, B, D). Buffers:
     x (R, n_batches, B, X) bool, w (R, n_batches, B, W), eps (R, n_batches, B, D); step (1,)
-    the counter, beta () and alpha (R,) the warm-up-scaled weights, sums {term: (R,)}.
+    the counter, beta () and alpha (R,) the warm-up-scaled weights, sums (terms, R) the
+    running sums of the loss terms named in `names`.
     """
 
     def __init__(self, data, runs: int, batch_size: int, latent: int):
@@ -60,7 +66,8 @@ class EpochInputs:
         self.step = torch.zeros(1, dtype=torch.long, device=device)
         self.beta = torch.zeros((), dtype=dtype, device=device)
         self.alpha = torch.zeros(runs, dtype=dtype, device=device)
-        self.sums: dict[str, torch.Tensor] = {}
+        self.names: list[str] = []
+        self.sums: torch.Tensor | None = None  # made by the first step (always eager)
 
     @torch.no_grad()
     def new_epoch(self, data, gens: list[torch.Generator], beta: float, alpha: torch.Tensor):
@@ -76,8 +83,8 @@ class EpochInputs:
         self.beta.fill_(beta)
         self.alpha.copy_(alpha)
         self.step.zero_()
-        for total in self.sums.values():
-            total.zero_()
+        if self.sums is not None:
+            self.sums.zero_()
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Batch number `step` of every run: x (R, B, X) float, w (R, B, W), eps (R, B, D)."""
@@ -86,7 +93,7 @@ class EpochInputs:
 
     def read_sums(self) -> dict[str, list[float]]:
         """Per-run sums of every loss term over the epoch's steps: the epoch's one sync."""
-        return {name: total.tolist() for name, total in self.sums.items()}
+        return dict(zip(self.names, self.sums.tolist(), strict=True))
 
 
 def train_step(model, optimizer, attach_grads, inputs: EpochInputs, loss_fn, clip) -> None:
@@ -103,10 +110,10 @@ def train_step(model, optimizer, attach_grads, inputs: EpochInputs, loss_fn, cli
     attach_grads()
     optimizer.step()
     with torch.no_grad():
-        for name, value in terms.items():
-            if name not in inputs.sums:  # first step only, always eager (see GraphStep)
-                inputs.sums[name] = torch.zeros_like(value)
-            inputs.sums[name].add_(value)
+        values = torch.stack(list(terms.values()))  # one kernel for every term's sum
+        if inputs.sums is None:  # first step only, always eager (see GraphStep)
+            inputs.names, inputs.sums = list(terms), torch.zeros_like(values)
+        inputs.sums.add_(values)
         inputs.step.add_(1)
 
 
@@ -152,15 +159,15 @@ class GraphStep:
     goes on eagerly with a warning; `mode` says which is in use.
     """
 
-    def __init__(self, step: Callable[[], None], models: list[torch.nn.Module]):
+    def __init__(self, step: Callable[[], None], models: list[torch.nn.Module], mode="graph"):
         self.step, self.models = step, models
-        self.mode, self.calls, self.graph = "graph", 0, None
+        self.mode, self.calls, self.graph = mode, 0, None
         self.stream = torch.cuda.Stream()
 
     def __call__(self) -> None:
         if self.graph is not None:
             self.graph.replay()
-        elif self.mode != "graph":
+        elif self.mode not in GRAPH_MODES:
             self.step()
         elif self.calls < GRAPH_WARMUP_STEPS:
             self.calls += 1
@@ -212,15 +219,15 @@ def make_step(mode: str, groups):
         raise ValueError(f"step_mode={mode!r} is unknown; allowed: {', '.join(STEP_MODES)}")
     steps = []
     for g in groups:
-        loss_fn = compiled(g.loss_fn) if mode == "compile" else g.loss_fn
+        loss_fn = compiled(g.loss_fn) if mode.startswith("compile") else g.loss_fn
         args = (g.model, g.optimizer, g.attach_grads, g.inputs, loss_fn, g.clip)
         steps.append(functools.partial(train_step, *args))
     device = groups[0].inputs.step.device
     step = Together(steps, device)
-    if mode != "graph":
+    if mode not in GRAPH_MODES:
         return EagerStep(step, mode)
-    check_graph_device(device)
-    return GraphStep(step, [g.model for g in groups])
+    check_graph_device(device, mode)
+    return GraphStep(step, [g.model for g in groups], mode)
 
 
 @contextlib.contextmanager
@@ -237,11 +244,11 @@ def matmul_precision(matmul: str):
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def check_graph_device(device: torch.device) -> None:
+def check_graph_device(device: torch.device, mode: str = "graph") -> None:
     """Raise a clear ValueError unless CUDA graphs can run on `device`."""
     if device.type != "cuda":
         raise ValueError(
-            f"step_mode='graph' captures a CUDA graph and needs a CUDA device, not "
+            f"step_mode={mode!r} captures a CUDA graph and needs a CUDA device, not "
             f"{device.type!r}; use step_mode='eager' or 'compile' there"
         )
 
@@ -257,10 +264,10 @@ def check_modes(draws: str, step_mode: str, device, per_run: bool) -> None:
             f"step_mode={step_mode!r} needs draws='epoch': per-step draws loop over the runs' "
             "generators in Python at every step"
         )
-    if step_mode == "graph":
-        check_graph_device(device)
+    if step_mode in GRAPH_MODES:
+        check_graph_device(device, step_mode)
         if per_run:
-            raise ValueError("step_mode='graph' steps one stacked Adam: per_run_adam=False")
+            raise ValueError(f"step_mode={step_mode!r} steps one stacked Adam: per_run_adam=False")
 
 
 def save_group(path: Path, groups, histories, cfgs, draws, per_run) -> None:

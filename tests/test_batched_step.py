@@ -173,7 +173,7 @@ def test_step_tensors_keep_their_addresses(mnist_small):
 
     def addresses():
         tensors = [inputs.x, inputs.w, inputs.eps, inputs.step, inputs.beta, inputs.alpha]
-        tensors += [*inputs.sums.values(), *model.parameters()]
+        tensors += [inputs.sums, *model.parameters()]
         tensors += [t for state in optimizer.state.values() for t in state.values()]
         return [t.data_ptr() for t in tensors]
 
@@ -216,7 +216,7 @@ def test_failed_graph_capture_falls_back_to_eager(mnist_small, monkeypatch):
         raise RuntimeError("capture refused (fake)")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(batched_step, "check_graph_device", lambda device: None)
+    monkeypatch.setattr(batched_step, "check_graph_device", lambda device, mode: None)
     fakes = {
         "Stream": _FakeStream,
         "current_stream": _FakeStream,
