@@ -114,20 +114,26 @@ def profile(cfgs, data, device, mode="eager", matmul="fp32", steps=50) -> dict:
         out["top_ops"] = dict(counter.ops.most_common(8))
         if device.type == "cuda":
             out |= _cuda_kernels(step)
-        timed = step if mode == "eager" else build_step(cfgs, data, device, mode)[0]
-        warm = 5 if mode == "eager" else 8  # graph: warm-up steps and the capture
+        timed, timed_groups = step, groups
+        if mode != "eager":
+            timed, timed_groups = build_step(cfgs, data, device, mode)
         n_batches = groups[0].inputs.n_batches
-        for _ in range(warm):
+
+        def call(i: int) -> None:  # stay inside the epoch's draws: rewind the step counter
+            if i % n_batches == 0:
+                for g in timed_groups:
+                    g.inputs.step.zero_()
             timed()
+
+        warm = 5 if mode == "eager" else 8  # graph: warm-up steps and the capture
+        for i in range(warm):
+            call(i)
         _sync(device)
-        start, done = time.perf_counter(), 0
-        for i in range(steps):
-            if (warm + i) % n_batches == 0:
-                break  # stay inside the epoch's draws
-            timed()
-            done += 1
+        start = time.perf_counter()
+        for i in range(warm, warm + steps):
+            call(i)
         _sync(device)
-        out["ms"] = 1000 * (time.perf_counter() - start) / max(done, 1)
+        out["ms"] = 1000 * (time.perf_counter() - start) / steps
         out["mode"] = getattr(timed, "mode", mode)
     out["matmul_gflop"] = step_flops(cfgs) / 1e9
     out["gflops"] = out["matmul_gflop"] / (out["ms"] / 1000)

@@ -90,16 +90,17 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
 
 def write_evaluation(
     folder: Path, cfg: RunConfig, profile: str, model, data, history: list[dict], device,
-    root=None, progress=True, extra: dict | None = None,
+    root=None, progress=True, extra: dict | None = None, precision: str | None = None,
 ):  # fmt: skip
     """The evaluation step of a trained run, given its model, data and history rows:
     metrics.json (with `extra`), arrays.npz, then DONE. Needs torch and numpy only for MNIST
-    (the GPU script calls it after batched training)."""
+    (the GPU script calls it after batched training). `precision` of the estimators' decoders:
+    None for the environment's PRECISION_ENV, else "auto" (estimators.resolve_precision)."""
     start = time.perf_counter()
     e = cfg.eval
-    # "auto" unless the environment names one (DESIGN.md, Speed); the metrics record it
+    # the metrics record the precision used
     precision = estimators.resolve_precision(
-        os.environ.get(PRECISION_ENV, "auto"), model, data.x_test.device
+        precision or os.environ.get(PRECISION_ENV, "auto"), model, data.x_test.device
     )
     values = estimators.evaluate(
         model, data.x_test, data.w_test, k=e.k, n_prior=e.n_prior, seed=e.eval_seed,

@@ -1,43 +1,47 @@
-"""The paper profile of MNIST on one GPU: every run trained in batched groups, then evaluated.
+"""The paper profile of MNIST on one GPU in one call: every run trained in one step, evaluated.
 
-    bash scripts/gpu_paper_mnist.sh OUT_DIR [--epochs N] [--groups jmvae_kl-z64,vae-z2] ...
+    bash scripts/gpu_paper_mnist.sh OUT_DIR [--time-budget 540] [--epochs N] [--groups ...]
 
-The runs of config.plan("paper") (39: five variants x seeds at latent 64, JMVAE-kl for three
-alphas, plus four 2-D latent runs) are grouped by (variant, latent_dim), e.g. "jmvae_kl-z64"
-(15 runs) or "vae-z2" (1 run). Each group trains as one stacked computation (fit_batched with
-draws="epoch" and, on CUDA, step_mode="graph" after a graph-vs-eager self-check; on a CPU
-"eager"), then each run is evaluated as runs.evaluate_run does (SPEC §4 estimators on the
-test set with the config's k and n_prior, label accuracy, coherence, figure arrays).
-Written under OUT_DIR:
-    results/paper/runs/<run_id>/  config.json history.csv TRAINED checkpoint.pt (final weights)
-                                  metrics.json arrays.npz DONE   -- runs.py's layout
-    work/checkpoints/<group>/group.pt   a group's training state while it trains (deleted after)
-    paper_results.tar.gz   every finished run's small files (no .pt): `tar -xzf ... -C results/`
-    timing.json            device, seconds per group, ms per epoch per run, evaluation seconds,
-                           peak GPU memory, the self-check; one entry per call
-    log.txt                (written by the .sh)
-Resumable: a group whose runs are all DONE is skipped, an interrupted group resumes from its
-checkpoint, and --time-budget stops cleanly at a checkpoint so that the next call goes on.
-
-Sizing: a group checkpoint holds weights and Adam moments, about 37 MB per run at latent 64
-(560 MB for the 15 JMVAE-kl runs), so it cannot travel back from a lent machine: a call should
-finish the groups it starts (--max-group-runs cuts a group into parts; each run draws from its
-own seeded generator, so parts give the runs of the whole group up to float rounding), or the
-next call must come while the same machine is held. Finished runs travel in the archive:
-extracted into OUT_DIR/results on a fresh machine, they are skipped there.
+The 39 runs of config.plan("paper") (five variants x five seeds at latent 64, JMVAE-kl for
+three alphas, and four 2-D latent runs) train together: fit_batched with draws="epoch" steps
+all nine architecture groups in one call, on CUDA one stream per group, all captured in one
+CUDA graph (step_mode "graph"; eager on a CPU). In order, one call:
+ 1. precision of the training matmuls (--matmul measure, CUDA only): the five seeds of
+    JMVAE-kl alpha 0.1 trained --precision-epochs epochs in float32 and in TF32 (one group
+    each), then the marginal log p(x) of each run with the same float32 estimator and draws
+    on --precision-n-test test images: TF32 is used when the mean of the five paired
+    differences is below 0.1 nats (its standard error is recorded beside it);
+ 2. a self-check of the step mode: one run of each group, 2 epochs of 1,000 images, eagerly
+    and in the step mode from the same draws; beyond CHECK_TOLERANCE the plan trains eagerly;
+ 3. training of every run not yet TRAINED, with a budget guard (--time-budget): after each
+    epoch the time still needed (epochs left x the median epoch, the evaluation, --reserve)
+    is projected, and training stops cleanly when it does not fit, saying how far it got;
+ 4. precision of the estimators (--estimator-precision measure): every estimator of one run
+    per group, decoders in float32 and in bfloat16 on the same draws (benchmarks/
+    estimator_precision.py); bfloat16 serves the evaluation only if every mean shift is below
+    0.1 nats;
+ 5. evaluation of every run not DONE as runs.write_evaluation (the five estimators with the
+    profile's k = 1000 and N = 5000 on the 10,000 test images, accuracy, coherence, arrays);
+ 6. if time is left, a profile of one step (benchmarks/plan_step.py: kernels, ms, matmul
+    rate against the measured peak), whole plan and each group alone;
+ 7. OUT_DIR/paper_results.tar.gz (every DONE run's small files: `tar -xzf ... -C results/`),
+    OUT_DIR/timing.json (one entry per call: device, each stage's seconds and report).
+Run folders: OUT_DIR/results/paper/runs/<run_id>/ in runs.py's layout (config.json,
+history.csv, TRAINED, checkpoint.pt with the final weights, metrics.json, arrays.npz, DONE).
+Nothing needs to survive between calls: a call that finishes writes everything; a second
+call on a machine that kept OUT_DIR skips DONE runs and evaluates TRAINED ones.
+With --checkpoint-every N the training state of all runs (about 37 MB per run) is also saved
+every N epochs to OUT_DIR/work/plan.pt and resumed from by a later call.
 
 Needs torch and numpy only. tqdm (imported by jmvae_core) is installed by the .sh from carried
-wheels if missing, else replaced here by a silent stand-in; pandas is not needed: training
-files are written here, the evaluation is runs.write_evaluation (pandas-free for MNIST), and
-tests/test_gpu_paper_mnist.py checks the files against runs.py's.
+wheels if missing, else replaced here by a silent stand-in; pandas is not needed.
 Epoch draws are not train.fit's random stream (same distribution): history rows record
-"draws" and "step_mode", metrics.json records "batched".
+"draws" and "step_mode", metrics.json records "batched" and "training_matmul".
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib.machinery
 import io
@@ -53,11 +57,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 PROFILE = "paper"
 RUN_FILES = ("config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "DONE")
 CHECK_TOLERANCE = 1e-4  # graph vs eager self-check: relative losses, absolute weights
+TF32_LIMIT = 0.1  # nats: the largest mean shift of log p(x) under which TF32 may train
 
 
 def _tqdm_stand_in() -> None:
@@ -88,10 +95,13 @@ def _tqdm_stand_in() -> None:
 
 _tqdm_stand_in()
 
-from jmvae_core import results, runs  # noqa: E402
+import estimator_precision  # noqa: E402
+import plan_step  # noqa: E402
+
+from jmvae_core import estimators, results, runs  # noqa: E402
 from jmvae_core.batched import fit_batched  # noqa: E402
-from jmvae_core.batched_step import differences  # noqa: E402
-from jmvae_core.config import plan  # noqa: E402
+from jmvae_core.batched_step import GRAPH_MODES, differences  # noqa: E402
+from jmvae_core.config import make_config, plan  # noqa: E402
 from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
 from jmvae_core.train import CHECKPOINT  # noqa: E402
@@ -105,48 +115,43 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--n-test", type=int, help="first N test images (default: all 10,000)")
     p.add_argument("--k", type=int, help="importance samples (default: the profile's 1000)")
     p.add_argument("--n-prior", type=int, help="prior samples for log p(w) (default: 5000)")
-    p.add_argument("--groups", help="comma-separated subset, e.g. jmvae_kl-z64,vae-z2")
-    p.add_argument("--max-group-runs", type=int,
-                   help="cut larger groups into parts of N runs (shorter calls)")  # fmt: skip
+    p.add_argument("--groups", help="a subset of the groups, e.g. jmvae_kl-z64,vae-z2")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--step-mode", choices=("graph", "compile", "eager"), default="graph",
-                   help="graph (CUDA only; eager elsewhere), compile or eager")  # fmt: skip
+    p.add_argument("--step-mode", choices=("graph", "compile-graph", "compile", "eager"),
+                   default="graph", help="graph modes need CUDA (eager elsewhere)")  # fmt: skip
     p.add_argument("--no-graph-check", action="store_true", help="skip the self-check")
+    p.add_argument("--matmul", choices=("measure", "fp32", "tf32"), default="measure",
+                   help="training matmuls; measure: stage 1 decides (CUDA only)")  # fmt: skip
+    p.add_argument("--precision-epochs", type=int, default=10)
+    p.add_argument("--precision-n-test", type=int, default=2000)
+    p.add_argument("--estimator-precision", choices=("measure", "fp32", "bf16"),
+                   default="measure", help="decoders of the estimators (stage 4)")  # fmt: skip
     p.add_argument("--time-budget", type=float, help="seconds; stop cleanly before they end")
-    p.add_argument("--reserve", type=float, default=60.0,
+    p.add_argument("--reserve", type=float, default=30.0,
                    help="seconds kept for writing the archive when a budget is set")  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints")
-    p.add_argument("--checkpoint-dir", type=Path, help="default: in OUT_DIR's work folder")
+    p.add_argument("--eval-estimate", type=float, default=2.0,
+                   help="seconds per run assumed for evaluation until one is measured")  # fmt: skip
+    p.add_argument("--checkpoint-every", type=int, default=0, help="epochs; 0: no checkpoint")
+    p.add_argument("--profile-steps", type=int, default=50, help="0: no step profile")
     p.add_argument("--git-commit", help="record this commit (where the copy has no .git)")
     p.add_argument("--export", type=Path, help="also copy archive, timing and log there")
     return p.parse_args(argv)
 
 
-def group_runs(cfgs, wanted: str | None, max_runs: int | None = None) -> dict[str, list]:
-    """The plan's runs grouped by (variant, latent_dim), in plan order: {"vae-z64": [...]}.
+def group_name(cfg) -> str:
+    return f"{cfg.model.variant}-z{cfg.model.latent_dim}"
 
-    With `max_runs`, a larger group is cut into parts of at most that many runs, named
-    "jmvae_kl-z64.1", "jmvae_kl-z64.2", ...; `wanted` may name groups or parts, in the
-    order they are to run."""
-    whole: dict[str, list] = {}
-    for cfg in cfgs:
-        whole.setdefault(f"{cfg.model.variant}-z{cfg.model.latent_dim}", []).append(cfg)
-    groups: dict[str, list] = {}
-    for name, members in whole.items():
-        size = max_runs or len(members)
-        parts = [members[i : i + size] for i in range(0, len(members), size)]
-        for j, part in enumerate(parts, 1):
-            groups[name if len(parts) == 1 else f"{name}.{j}"] = part
-    if wanted:
-        names = [n.strip() for n in wanted.split(",") if n.strip()]
-        unknown = [n for n in names if n not in groups and n not in whole]
-        if unknown:
-            raise SystemExit(f"unknown group(s) {unknown}; known: {', '.join(groups)}")
-        picked = {}  # in the order asked: the first groups are done first
-        for n in names:
-            picked |= {g: r for g, r in groups.items() if n in (g, g.split(".")[0])}
-        groups = picked
-    return groups
+
+def select(cfgs, wanted: str | None) -> list:
+    """The plan's runs, or those of the named groups ("jmvae_kl-z64,vae-z2"), in plan order."""
+    if not wanted:
+        return list(cfgs)
+    names = {n.strip() for n in wanted.split(",") if n.strip()}
+    known = dict.fromkeys(group_name(c) for c in cfgs)
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise SystemExit(f"unknown group(s) {unknown}; known: {', '.join(known)}")
+    return [c for c in cfgs if group_name(c) in names]
 
 
 class Budget:
@@ -159,6 +164,9 @@ class Budget:
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` more work fits, keeping the reserve for the final writes."""
         return self.end is None or time.monotonic() + seconds + self.reserve < self.end
+
+    def left(self) -> float | None:
+        return None if self.end is None else round(self.end - time.monotonic(), 1)
 
 
 def load_data(args, device):
@@ -173,31 +181,64 @@ def load_data(args, device):
     return load_mnist(device=device, n_train=args.n_train, n_test=args.n_test)
 
 
+def _subset(data, n_train: int):
+    return dataclasses.replace(data, x_train=data.x_train[:n_train], w_train=data.w_train[:n_train])
+
+
 def check_step_mode(cfgs, data, device, mode: str) -> dict:
-    """Train two runs of the group for 2 short epochs (1,000 images) eagerly and in `mode`
-    from the same draws; they must agree to CHECK_TOLERANCE. A capture that replays a stale
-    batch, skips or repeats an update, or stops learning differs by far more."""
-    small = dataclasses.replace(data, x_train=data.x_train[:1000], w_train=data.w_train[:1000])
+    """One run of each group, 2 epochs of 1,000 images, eagerly and in `mode` from the same
+    draws: they must agree to CHECK_TOLERANCE. A capture that replays a stale batch, skips or
+    repeats an update, or stops learning differs by far more."""
+    firsts = list({group_name(c): c for c in reversed(cfgs)}.values())[::-1]
     kw = {"device": device, "progress": False, "epochs": 2, "draws": "epoch"}
     kw["per_run_adam"] = False
+    small = _subset(data, 1000)
     start = time.perf_counter()
-    eager = fit_batched(cfgs[:2], small, step_mode="eager", **kw)
+    eager = fit_batched(firsts, small, step_mode="eager", **kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        other = fit_batched(cfgs[:2], small, step_mode=mode, **kw)
+        other = fit_batched(firsts, small, step_mode=mode, **kw)
     loss_rel, param_abs = differences(eager, other)
     used = other[1][0][-1]["step_mode"]
     ok = used == mode and loss_rel <= CHECK_TOLERANCE and param_abs <= CHECK_TOLERANCE
     return {
-        "ok": ok,
-        "mode": mode,
-        "mode_used": used,
-        "loss_rel": loss_rel,
-        "param_abs": param_abs,
-        "tolerance": CHECK_TOLERANCE,
+        "ok": ok, "mode": mode, "mode_used": used, "runs": len(firsts),
+        "loss_rel": loss_rel, "param_abs": param_abs, "tolerance": CHECK_TOLERANCE,
         "seconds": round(time.perf_counter() - start, 2),
         "warnings": [str(w.message) for w in caught],
-    }
+    }  # fmt: skip
+
+
+def compare_matmul(data, device, mode: str, args) -> dict:
+    """Stage 1: five seeds of JMVAE-kl alpha 0.1, float32 vs TF32 training, paired log p(x)."""
+    start = time.perf_counter()
+    epochs = args.precision_epochs
+    cfgs = [
+        make_config(PROFILE, variant="jmvae_kl", alpha=0.1, seed=seed, epochs=epochs,
+                    warmup_epochs=max(1, epochs // 2), n_train=args.n_train)
+        for seed in range(1, 6)
+    ]  # fmt: skip
+    n = min(args.precision_n_test, data.x_test.shape[0])
+    x, w = data.x_test[:n], data.w_test[:n]
+    e = cfgs[0].eval
+    k, n_prior = args.k or e.k, args.n_prior or e.n_prior
+    means = {}
+    for matmul in ("fp32", "tf32"):
+        models, _ = fit_batched(cfgs, data, device, False, draws="epoch", step_mode=mode,
+                                per_run_adam=False, matmul=matmul)  # fmt: skip
+        means[matmul] = [
+            float(estimators.evaluate(m, x, w, ["marginal"], k, n_prior, e.eval_seed,
+                                      progress=False, precision="fp32")["marginal"].mean())
+            for m in models
+        ]  # fmt: skip
+    diff = np.array(means["tf32"]) - np.array(means["fp32"])
+    shift, sem = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    return {
+        "decision": "tf32" if abs(shift) < TF32_LIMIT else "fp32",
+        "shift": shift, "sem": sem, "limit": TF32_LIMIT, "per_seed": means,
+        "epochs": epochs, "n_test": n, "k": k, "estimator": "marginal (fp32 decoders)",
+        "seconds": round(time.perf_counter() - start, 2),
+    }  # fmt: skip
 
 
 def write_trained(folder: Path, cfg, model, history, device, extra: dict) -> None:
@@ -223,100 +264,101 @@ def read_trained(folder: Path, cfg, device):
     return model.eval(), state["history"]
 
 
-def train_group(name, cfgs, data, device, mode, args, budget, report) -> list | None:
-    """Train (or resume) a group into its run folders: [(model, history)] per run, or None
-    if the time budget stopped it at a checkpoint."""
-    ckpt = (args.checkpoint_dir or args.out / "work" / "checkpoints") / name / "group.pt"
-    if mode != "eager" and not args.no_graph_check:
-        report["check"] = check_step_mode(cfgs, data, device, mode)
-        print(f"{name}: {mode} self-check {report['check']}", flush=True)
-        if not report["check"]["ok"]:
-            warnings.warn(f"{name}: {mode} disagrees with eager: training eagerly", stacklevel=2)
-            mode = "eager"
-    seconds: list[float] = []  # this call's epochs: wall time of the whole group
+def train(cfgs, data, device, mode, matmul, args, budget, report) -> list | None:
+    """Stage 3: train `cfgs` in one plan step; [(model, history)] per run, or None if the
+    budget guard stopped it (report["stopped"] says where and why)."""
+    seconds: list[float] = []
+    n_epochs = cfgs[0].train.epochs
 
     def on_epoch_end(rows) -> bool:
         seconds.append(rows[0]["time_s"] * len(rows))  # time_s is each run's share
-        if rows[0]["epoch"] % 10 == 0 or len(seconds) == 1:
-            print(f"{name}: epoch {rows[0]['epoch']}, {seconds[-1]:.2f} s", flush=True)
-        return not budget.allows(2 * seconds[-1])
+        epoch = rows[0]["epoch"]
+        if epoch % 10 == 0 or len(seconds) <= 2:
+            print(f"epoch {epoch}/{n_epochs}: {seconds[-1]:.2f} s", flush=True)
+        per_epoch = float(np.median(seconds[1:] or seconds))  # the first includes the capture
+        need = (n_epochs - epoch) * per_epoch + args.eval_estimate * len(cfgs)
+        if epoch < n_epochs and not budget.allows(need):
+            report["stopped"] = (
+                f"time budget: stopped after epoch {epoch} of {n_epochs}; finishing needs "
+                f"about {need:.0f} s more ({per_epoch:.2f} s per epoch), {budget.left()} s left"
+            )
+            print(report["stopped"], flush=True)
+            return True
+        return False
 
+    checkpoint = args.out / "work" / "plan.pt" if args.checkpoint_every > 0 else None
     start = time.perf_counter()
     models, histories = fit_batched(
-        cfgs, data, device, False, draws="epoch", step_mode=mode, checkpoint=ckpt,
-        checkpoint_every=args.checkpoint_every, on_epoch_end=on_epoch_end,
+        cfgs, data, device, False, draws="epoch", step_mode=mode, matmul=matmul,
+        checkpoint=checkpoint, checkpoint_every=max(args.checkpoint_every, 1),
+        on_epoch_end=on_epoch_end, per_run_adam=False if mode in GRAPH_MODES else None,
     )  # fmt: skip
-    report.update(train_seconds=round(time.perf_counter() - start, 2), epochs_trained=len(seconds))
+    report.update(seconds=round(time.perf_counter() - start, 2), epochs_trained=len(seconds))
     report["epochs_done"] = len(histories[0])
-    if seconds:  # the first epoch includes the warm-up and the capture
-        report["first_epoch_s"] = round(seconds[0], 3)
-        report["ms_per_epoch_per_run"] = round(1000 * float(np.median(seconds)) / len(cfgs), 3)
+    if seconds:
+        report["first_epoch_s"] = round(seconds[0], 3)  # warm-up and capture included
+        report["epoch_s"] = round(float(np.median(seconds[1:] or seconds)), 4)
+        n_batches = data.x_train.shape[0] // cfgs[0].train.batch_size
+        report["ms_per_step"] = round(1000 * report["epoch_s"] / n_batches, 4)
         report["step_mode_used"] = histories[0][-1]["step_mode"]
-    if len(histories[0]) < cfgs[0].train.epochs:
+    if len(histories[0]) < n_epochs:
         return None
     for cfg, model, history in zip(cfgs, models, histories, strict=True):
         folder = results.run_dir(PROFILE, cfg.run_id, args.out / "results")
-        write_trained(folder, cfg, model, history, device, _extra(args, history))
-    ckpt.unlink(missing_ok=True)  # the run folders hold the final weights now
-    with contextlib.suppress(OSError):
-        ckpt.parent.rmdir()
+        write_trained(folder, cfg, model, history, device, _extra(args, history, matmul))
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # the run folders hold the final weights now
     return list(zip(models, histories, strict=True))
 
 
-def _extra(args, history) -> dict:
-    """What the files record beyond runs.py's: the batched training, the commit if given."""
+def _extra(args, history, matmul) -> dict:
+    """What the files record beyond runs.py's: the batched training, its matmul precision."""
     last = history[-1]
     out = {"batched": {k: last.get(k) for k in ("draws", "step_mode", "batch_runs")}}
+    out["training_matmul"] = matmul
     return out | ({"git_commit": args.git_commit} if args.git_commit else {})
 
 
-def run_group(name, cfgs, data, device, args, budget) -> dict:
-    """Train and evaluate one group; its timing report ("status": cached/done/stopped)."""
-    folders = [results.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
-    report = {"runs": len(cfgs), "epochs": cfgs[0].train.epochs}
-    if all(results.is_done(f) for f in folders):
-        return {**report, "status": "cached"}
-    mode = args.step_mode if device.type == "cuda" or args.step_mode != "graph" else "eager"
-    report["step_mode"] = mode  # graph asked off CUDA: eager
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    report["status"] = _train_and_evaluate(
-        name, cfgs, folders, data, device, mode, args, budget, report
-    )
-    if device.type == "cuda":
-        report["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-    return report
-
-
-def _train_and_evaluate(name, cfgs, folders, data, device, mode, args, budget, report) -> str:
-    """Train the group unless every run is TRAINED, then evaluate each run not DONE."""
-    if all((f / "TRAINED").exists() for f in folders):
-        trained = [read_trained(f, c, device) for f, c in zip(folders, cfgs, strict=True)]
-    else:
-        trained = train_group(name, cfgs, data, device, mode, args, budget, report)
-        if trained is None:
-            return "stopped"
+def measure_estimators(cfgs, trained, data, args) -> dict:
+    """Stage 4: bf16 - fp32 shifts of every estimator of one run per group."""
     start = time.perf_counter()
-    for folder, cfg, (model, history) in zip(folders, cfgs, trained, strict=True):
+    n = min(args.precision_n_test, data.x_test.shape[0])
+    table = {}
+    for cfg, (model, _) in zip(cfgs, trained, strict=True):
+        name = group_name(cfg)
+        if name not in table:
+            e = cfg.eval
+            table[name] = estimator_precision.measure(
+                model, data.x_test[:n], data.w_test[:n], e.k, e.n_prior, e.eval_seed
+            )
+    return {
+        "decision": estimator_precision.decide(table),
+        "limit": estimator_precision.LIMIT,
+        "n_test": n,
+        "shifts": table,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def evaluate(cfgs, folders, trained, data, device, precision, args, budget, report) -> bool:
+    """Stage 5: write_evaluation for each run not DONE; False if the budget stopped it."""
+    start, per_run = time.perf_counter(), args.eval_estimate
+    for cfg, folder, (model, history) in zip(cfgs, folders, trained, strict=True):
         if results.is_done(folder):
             continue
-        if not budget.allows(report.get("eval_seconds_per_run", 0.0)):
-            return "stopped"
+        if not budget.allows(per_run):
+            report["stopped"] = f"time budget: evaluation stopped before {cfg.run_id}"
+            return False
         t = time.perf_counter()
+        matmul = results.read_json(folder / "TRAINED").get("training_matmul", "fp32")
         runs.write_evaluation(
-            folder,
-            cfg,
-            PROFILE,
-            model,
-            data,
-            history,
-            device,
-            progress=False,
-            extra=_extra(args, history),
-        )
-        report["eval_seconds_per_run"] = round(time.perf_counter() - t, 2)
-    report["eval_seconds"] = round(time.perf_counter() - start, 2)
-    return "done"
+            folder, cfg, PROFILE, model, data, history, device, progress=False,
+            extra=_extra(args, history, matmul), precision=precision,
+        )  # fmt: skip
+        per_run = time.perf_counter() - t
+        report["runs"] = report.get("runs", 0) + 1
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    return True
 
 
 def write_archive(out: Path) -> int:
@@ -332,6 +374,70 @@ def write_archive(out: Path) -> int:
     return len(done)
 
 
+def run(args, entry: dict, budget: Budget) -> list[Path]:
+    """Stages 1-6 (module docstring); each stage's report goes into `entry`. Returns the
+    selected runs' folders."""
+    device = torch.device(args.device)
+    overrides = {"epochs": args.epochs, "n_train": args.n_train, "n_test": args.n_test}
+    overrides |= {"k": args.k, "n_prior": args.n_prior}
+    cfgs = select(plan(PROFILE, **{k: v for k, v in overrides.items() if v is not None}),
+                  args.groups)  # fmt: skip
+    data = load_data(args, device)
+    folders = [results.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
+    todo = [i for i, f in enumerate(folders) if not results.is_done(f)]
+    entry["runs"], entry["cached"] = len(cfgs), len(cfgs) - len(todo)
+    if not todo:
+        return folders
+    mode = args.step_mode if device.type == "cuda" or args.step_mode == "compile" else "eager"
+    untrained = [i for i in todo if not (folders[i] / "TRAINED").exists()]
+    matmul = args.matmul
+    if untrained and matmul == "measure":
+        if device.type == "cuda":
+            entry["matmul_check"] = compare_matmul(data, device, mode, args)
+            print(f"matmul check: {json.dumps(entry['matmul_check'])}", flush=True)
+        matmul = entry.get("matmul_check", {}).get("decision", "fp32")
+    entry["training_matmul"] = matmul
+    if untrained and mode != "eager" and not args.no_graph_check:
+        entry["check"] = check_step_mode([cfgs[i] for i in untrained], data, device, mode)
+        print(f"{mode} self-check: {json.dumps(entry['check'])}", flush=True)
+        if not entry["check"]["ok"]:
+            warnings.warn(f"{mode} disagrees with eager: training eagerly", stacklevel=2)
+            mode = "eager"
+    trained = {}
+    if untrained:
+        entry["train"] = report = {"runs": len(untrained), "step_mode": mode}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        done = train([cfgs[i] for i in untrained], data, device, mode, matmul, args, budget,
+                     report)  # fmt: skip
+        if device.type == "cuda":
+            report["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+        if done is None:
+            return folders
+        trained = dict(zip(untrained, done, strict=True))
+    for i in todo:
+        if i not in trained:
+            trained[i] = read_trained(folders[i], cfgs[i], device)
+    pending = [cfgs[i] for i in todo]
+    precision = args.estimator_precision
+    if precision == "measure":
+        entry["estimator_check"] = measure_estimators(pending, [trained[i] for i in todo],
+                                                      data, args)  # fmt: skip
+        precision = entry["estimator_check"]["decision"]
+        print(f"estimator check: {json.dumps(entry['estimator_check'])}", flush=True)
+    entry["estimator_precision"] = precision
+    entry["evaluate"] = report = {}
+    if not evaluate(pending, [folders[i] for i in todo], [trained[i] for i in todo], data,
+                    device, precision, args, budget, report):  # fmt: skip
+        return folders
+    if args.profile_steps > 0 and untrained and budget.allows(60.0):
+        trained.clear()  # the profile builds every group again
+        entry["step_profile"] = plan_step.compare(
+            [cfgs[i] for i in untrained], data, device, mode, matmul, args.profile_steps
+        )
+    return folders
+
+
 def main(argv=None) -> dict:
     """Run the study (or what is left of it); returns this call's timing entry."""
     args = parse(argv)
@@ -340,27 +446,17 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but torch sees no CUDA device (use --device cpu)")
-    overrides = {"epochs": args.epochs, "n_train": args.n_train, "n_test": args.n_test}
-    overrides |= {"k": args.k, "n_prior": args.n_prior}
-    cfgs = plan(PROFILE, **{k: v for k, v in overrides.items() if v is not None})
-    groups = group_runs(cfgs, args.groups, args.max_group_runs)
-    data = load_data(args, device)
     entry = {"device": results.device_name(device), "torch": torch.__version__,
-             "argv": list(argv if argv is not None else sys.argv[1:]), "groups": {}}  # fmt: skip
-    for name, group in groups.items():
-        if not budget.allows(0.0):
-            entry["groups"][name] = {"status": "not started (time budget)"}
-            continue
-        entry["groups"][name] = report = run_group(name, group, data, device, args, budget)
-        print(f"{name}: {json.dumps(report)}", flush=True)
-    entry["complete"] = all(g.get("status") in ("done", "cached") for g in entry["groups"].values())
+             "argv": list(argv if argv is not None else sys.argv[1:])}  # fmt: skip
+    folders = run(args, entry, budget)
+    entry["complete"] = all(results.is_done(f) for f in folders)
     entry["runs_done"] = write_archive(args.out)
     entry["seconds"] = round(time.perf_counter() - start, 2)
     timing_path = args.out / "timing.json"
     timing = results.read_json(timing_path) if timing_path.exists() else {"calls": []}
     timing["calls"].append(entry)
     results.write_json(timing_path, timing)
-    state = "complete" if entry["complete"] else "not complete: run the same command again"
+    state = "complete" if entry["complete"] else "not complete: see 'stopped' in timing.json"
     print(f"{entry['runs_done']} runs done in {args.out}; {state}", flush=True)
     if args.export is not None:
         args.export.mkdir(parents=True, exist_ok=True)

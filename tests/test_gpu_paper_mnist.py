@@ -2,8 +2,10 @@
 
 Checked: the run folders are runs.py's (metrics and arrays equal to runs.evaluate_run's on the
 same trained run), the archive holds exactly the small files, a second call skips finished
-groups, a time-budget stop leaves a checkpoint from which the next call resumes to exactly the
-uninterrupted result, and the script runs where neither tqdm nor pandas can be imported.
+runs, the budget guard stops cleanly and says how far it got (and, with a checkpoint, the next
+call resumes to exactly the uninterrupted result), the precision stages pair what they
+compare and record their decisions, and the script runs where neither tqdm nor pandas can be
+imported.
 """
 
 import importlib.util
@@ -27,7 +29,7 @@ SCRIPT = ROOT / "scripts" / "gpu_paper_mnist.py"
 TINY = ["--device", "cpu", "--epochs", "2", "--n-train", "500", "--n-test", "200", "--k", "10"]
 TINY += ["--n-prior", "50"]
 SMALL_FILES = {"config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "DONE"}
-NOT_COMPARED = {"eval_time_s", "wall_time_s", "batched", "git_commit"}
+NOT_COMPARED = {"eval_time_s", "wall_time_s", "batched", "git_commit", "training_matmul"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
@@ -45,42 +47,41 @@ def _runs_dir(out: Path) -> Path:
     return out / "results" / "paper" / "runs"
 
 
-def test_groups_of_the_paper_plan(script):
-    groups = script.group_runs(script.plan("paper"), None)
-    sizes = {name: len(cfgs) for name, cfgs in groups.items()}
-    assert sizes["jmvae_kl-z64"] == 15 and sizes["vae-z64"] == 5 and sizes["vae-z2"] == 1
-    assert sum(sizes.values()) == 39 and len(sizes) == 9
-    assert list(script.group_runs(script.plan("paper"), "vae-z2,cmma-z64")) == [
-        "vae-z2",
-        "cmma-z64",
-    ]
-    parts = script.group_runs(script.plan("paper"), "jmvae_kl-z64,vae-z64.2", max_runs=4)
-    assert {name: len(cfgs) for name, cfgs in parts.items()} == {
-        "jmvae_kl-z64.1": 4,
-        "jmvae_kl-z64.2": 4,
-        "jmvae_kl-z64.3": 4,
-        "jmvae_kl-z64.4": 3,
-        "vae-z64.2": 1,
-    }
+def test_selection_of_the_paper_plan(script):
+    cfgs = script.plan("paper")
+    assert len(script.select(cfgs, None)) == 39
+    names = {script.group_name(c) for c in cfgs}
+    assert len(names) == 9 and {"jmvae_kl-z64", "vae-z2"} <= names
+    picked = script.select(cfgs, "vae-z2,jmvae_kl-z64")
+    assert len(picked) == 16 and [script.group_name(c) for c in picked][-1] == "vae-z2"
     with pytest.raises(SystemExit, match="unknown group"):
-        script.group_runs(script.plan("paper"), "vae-z3")
+        script.select(cfgs, "vae-z3")
 
 
-def test_run_folders_archive_and_a_second_call(script, tmp_path):
-    """15 JMVAE-kl runs and one 2-D VAE run, 2 epochs of 5 steps, k = 10 on 200 test images;
-    then a second call (all cached) and a third after one run's evaluation was undone."""
+def test_run_folders_archive_and_a_second_call(script, tmp_path, monkeypatch):
+    """15 JMVAE-kl runs and one 2-D VAE run trained in one step, 2 epochs of 5 steps, k = 10
+    on 200 test images, with the step profile; then a second call (all cached) and a third
+    after one run's evaluation was undone."""
+    monkeypatch.setenv(runs.PRECISION_ENV, "fp32")  # runs.py's side of the comparison
     out = tmp_path / "out"
     argv = ["--out", str(out), *TINY, "--groups", "jmvae_kl-z64,vae-z2"]
+    argv += ["--estimator-precision", "fp32", "--profile-steps", "2"]
     entry = script.main(argv)
-    assert entry["complete"] and entry["runs_done"] == 16
-    for report in entry["groups"].values():
-        assert report["status"] == "done" and report["step_mode"] == "eager"  # graph -> CPU
-        assert report["ms_per_epoch_per_run"] > 0 and report["eval_seconds"] >= 0
+    assert entry["complete"] and entry["runs_done"] == 16 and entry["cached"] == 0
+    assert entry["train"]["step_mode"] == "eager" and entry["train"]["runs"] == 16  # CPU
+    assert entry["train"]["ms_per_step"] > 0 and entry["evaluate"]["runs"] == 16
+    assert entry["training_matmul"] == "fp32" and "matmul_check" not in entry  # CUDA only
+    profile = entry["step_profile"]
+    assert profile["whole_plan"]["runs"] == 16 and set(profile["alone"]) >= {"vae-z2"}
+    assert profile["whole_plan"]["ops"] == sum(
+        r["ops"] for name, r in profile["alone"].items() if "(" not in name
+    )  # one step of the plan is the groups' steps, nothing more
     folders = sorted(_runs_dir(out).iterdir())
     assert len(folders) == 16
     for folder in folders:
         assert {p.name for p in folder.iterdir()} == SMALL_FILES | {"checkpoint.pt"}
-    assert not any((out / "work" / "checkpoints").iterdir())  # group states deleted
+        metrics = results.read_json(folder / "metrics.json")
+        assert metrics["training_matmul"] == "fp32" and metrics["batched"]["batch_runs"] == 16
     with tarfile.open(out / "paper_results.tar.gz") as tar:
         names = tar.getnames()
     assert len(names) == 16 * len(SMALL_FILES) and not any(n.endswith(".pt") for n in names)
@@ -90,7 +91,7 @@ def test_run_folders_archive_and_a_second_call(script, tmp_path):
 
     stamps = {p: p.stat().st_mtime_ns for p in _runs_dir(out).rglob("*")}
     again = script.main(argv)
-    assert {g["status"] for g in again["groups"].values()} == {"cached"} and again["complete"]
+    assert again["cached"] == 16 and again["complete"] and "train" not in again
     assert stamps == {p: p.stat().st_mtime_ns for p in _runs_dir(out).rglob("*")}
     assert len(results.read_json(out / "timing.json")["calls"]) == 2
     # a run trained but not evaluated (a stop during evaluation): only it is evaluated
@@ -99,10 +100,25 @@ def test_run_folders_archive_and_a_second_call(script, tmp_path):
     for name in ("metrics.json", "DONE"):
         (folder / name).unlink()
     third = script.main(argv)
-    assert third["groups"]["jmvae_kl-z64"]["status"] == "done" and third["runs_done"] == 16
+    assert third["cached"] == 15 and third["evaluate"]["runs"] == 1 and third["runs_done"] == 16
     after = results.read_json(folder / "metrics.json")
     assert before["estimators"] == after["estimators"]
-    assert "train_seconds" not in third["groups"]["jmvae_kl-z64"]  # read back, not retrained
+    assert "train" not in third  # read back, not retrained
+
+
+def test_estimator_precision_is_measured_and_recorded(script, tmp_path):
+    """Stage 4 on the CPU: every estimator of the group's run, bf16 against fp32."""
+    out = tmp_path / "out"
+    entry = script.main(["--out", str(out), *TINY, "--epochs", "1", "--groups", "jmvae_kl-z2",
+                         "--precision-n-test", "40", "--profile-steps", "0"])  # fmt: skip
+    check = entry["estimator_check"]
+    shifts = check["shifts"]["jmvae_kl-z2"]
+    assert set(shifts) == {"joint", "marginal", "conditional", "pseudo_marginal",
+                           "pseudo_conditional"}  # fmt: skip
+    assert all(row["n"] == 40 and row["max_abs"] >= abs(row["shift"]) for row in shifts.values())
+    assert check["decision"] == entry["estimator_precision"]
+    (folder,) = _runs_dir(out).iterdir()
+    assert results.read_json(folder / "metrics.json")["estimator_precision"] == check["decision"]
 
 
 def _same_as_runs_py(folder: Path, tmp_path: Path) -> None:
@@ -122,8 +138,8 @@ def _same_as_runs_py(folder: Path, tmp_path: Path) -> None:
         assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
-class _OneStart:
-    """A time budget that allows the group to start and is spent after its first epoch."""
+class _OneCheck:
+    """A time budget that allows what is asked first (going on after epoch 1), then nothing."""
 
     def __init__(self, seconds, reserve):
         self.calls = 0
@@ -132,27 +148,45 @@ class _OneStart:
         self.calls += 1
         return self.calls == 1
 
+    def left(self):
+        return 0.0
 
-def test_time_budget_stop_resumes_to_the_uninterrupted_result(script, tmp_path, monkeypatch):
-    argv = [*TINY, "--epochs", "3", "--groups", "vae-z2", "--checkpoint-every", "5"]
+
+def test_time_budget_stop_says_how_far_and_resumes_exactly(script, tmp_path, monkeypatch):
+    """A budget spent after epoch 2 of 3: a clean stop that says so, the export written,
+    nothing DONE; with --checkpoint-every the next call resumes to the uninterrupted result."""
+    argv = [*TINY, "--epochs", "3", "--groups", "vae-z2", "--profile-steps", "0"]
+    argv += ["--estimator-precision", "fp32", "--checkpoint-every", "1"]
     script.main(["--out", str(tmp_path / "straight"), *argv])
     out = tmp_path / "paused"
     with monkeypatch.context() as patch:
-        patch.setattr(script, "Budget", _OneStart)
+        patch.setattr(script, "Budget", _OneCheck)
         stopped = script.main(["--out", str(out), *argv, "--export", str(tmp_path / "back")])
     exported = {p.name for p in (tmp_path / "back").iterdir()}
     assert exported == {"paper_results.tar.gz", "timing.json"}  # log.txt: written by the .sh
-    report = stopped["groups"]["vae-z2"]
-    assert report["status"] == "stopped" and report["epochs_done"] == 1
+    assert stopped["train"]["epochs_done"] == 2
+    assert "stopped after epoch 2 of 3" in stopped["train"]["stopped"]
     assert not stopped["complete"] and stopped["runs_done"] == 0
-    assert (out / "work" / "checkpoints" / "vae-z2" / "group.pt").exists()
+    assert (out / "work" / "plan.pt").exists()
     resumed = script.main(["--out", str(out), *argv])
-    assert resumed["complete"] and resumed["groups"]["vae-z2"]["epochs_trained"] == 2
+    assert resumed["complete"] and resumed["train"]["epochs_trained"] == 1
+    assert not (out / "work" / "plan.pt").exists()
     (a,), (b,) = _runs_dir(tmp_path / "straight").iterdir(), _runs_dir(out).iterdir()
     strip = lambda f: [line.rsplit(",", 2)[0] for line in (f / "history.csv").read_text().split()]  # noqa: E731
     assert strip(a) == strip(b)  # every column but time_s and batch_runs
     estimates = lambda f: results.read_json(f / "metrics.json")["estimators"]  # noqa: E731
     assert estimates(a) == estimates(b)
+
+
+def test_matmul_comparison_pairs_the_seeds(script, mnist_small):
+    """Stage 1's machinery on the CPU, where TF32 does not apply: each seed's fp32 and
+    "tf32" runs are the same run, so the paired shift is exactly 0."""
+    args = script.parse(["--out", "unused", *TINY, "--precision-epochs", "1",
+                         "--precision-n-test", "30"])  # fmt: skip
+    report = script.compare_matmul(mnist_small, torch.device("cpu"), "eager", args)
+    assert report["per_seed"]["fp32"] == report["per_seed"]["tf32"]
+    assert len(report["per_seed"]["fp32"]) == 5 and len(set(report["per_seed"]["fp32"])) == 5
+    assert (report["shift"], report["sem"], report["decision"]) == (0.0, 0.0, "tf32")
 
 
 def test_checks_of_another_step_mode(script, mnist_small):
@@ -163,6 +197,7 @@ def test_checks_of_another_step_mode(script, mnist_small):
     ]
     report = script.check_step_mode(cfgs, mnist_small, torch.device("cpu"), "eager")
     assert report["ok"] and (report["loss_rel"], report["param_abs"]) == (0.0, 0.0)
+    assert report["runs"] == 1  # one run of each group
     one = script.fit_batched(cfgs[:1], mnist_small, "cpu", False, epochs=1, draws="epoch")
     other = script.fit_batched(cfgs[1:], mnist_small, "cpu", False, epochs=1, draws="epoch")
     assert min(script.differences(one, other)) > 100 * script.CHECK_TOLERANCE
@@ -181,6 +216,7 @@ exec(compile(open(__file__).read(), __file__, "exec"))
 def test_script_runs_without_tqdm_and_pandas(tmp_path):
     out = tmp_path / "out"
     argv = [str(SCRIPT), "--out", str(out), *TINY, "--epochs", "1", "--groups", "vae-z2"]
+    argv += ["--profile-steps", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-c", BLOCK, *argv], capture_output=True, text=True, env=env, timeout=300
@@ -189,3 +225,17 @@ def test_script_runs_without_tqdm_and_pandas(tmp_path):
     assert "silent stand-in" in run.stderr
     entry = json.loads((out / "timing.json").read_text())["calls"][0]
     assert entry["complete"] and entry["runs_done"] == 1
+
+
+def test_the_shell_command_runs_end_to_end(tmp_path):
+    """bash scripts/gpu_paper_mnist.sh at tiny sizes on the CPU: archive, timing and log."""
+    out = tmp_path / "out"
+    argv = ["bash", str(ROOT / "scripts" / "gpu_paper_mnist.sh"), str(out), *TINY]
+    argv += ["--epochs", "1", "--groups", "vae-z2", "--precision-n-test", "20"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {p.name for p in out.iterdir()} >= {"paper_results.tar.gz", "timing.json", "log.txt"}
+    assert "1 runs done" in (out / "log.txt").read_text()
+    entry = json.loads((out / "timing.json").read_text())["calls"][0]
+    assert entry["complete"] and entry["step_profile"]["whole_plan"]["runs"] == 1
