@@ -96,9 +96,19 @@ def test_clipping_bounds_the_global_norm_then_each_element():
     assert q.grad.tolist() == [3.0, -4.0, 0.5]
 
 
-def test_device_is_chosen_or_taken_as_given():
+def test_device_is_chosen_or_taken_as_given(monkeypatch):
+    """Given: taken as it is. Not given: cuda if available, else mps, else cpu."""
     assert pick_device("cpu") == torch.device("cpu")
-    assert pick_device().type in {"cuda", "mps", "cpu"}
+    assert pick_device("cuda:1") == torch.device("cuda", 1)  # no check: the caller asked
+    mps = torch.backends.mps
+    for cuda, apple, expected in [
+        (True, True, "cuda"),
+        (False, True, "mps"),
+        (False, False, "cpu"),
+    ]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(mps, "is_available", lambda apple=apple: apple)
+        assert pick_device() == torch.device(expected), (cuda, apple)
 
 
 def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):

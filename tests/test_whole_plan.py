@@ -1,5 +1,5 @@
 """The whole plan in one step: runs of every architecture advance together (fit_batched with
-several groups, draws="epoch"), each run as if its group trained alone (DESIGN.md, Speed).
+several groups, draws="epoch"), each run as if its group trained alone.
 
 Compared, run by run: every loss term of every epoch and every final weight, 5 epochs x 10
 steps = 50 steps, for every variant at latent 16 and at latent 2 (10 groups, 11 runs, the
