@@ -84,10 +84,10 @@ class _Count(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def build_step(cfgs, data, device, mode: str):
+def build_step(cfgs, data, device, mode: str, max_runs: int | None = None):
     """fit_batched's epoch-draws step of `cfgs` (all groups together), ready to call."""
     groups = []
-    for idx in split_groups(cfgs):
+    for idx in split_groups(cfgs, max_runs):
         g = Group([cfgs[i] for i in idx], device, per_run=device.type == "cpu")
         tc = g.cfgs[0].train
         g.inputs = EpochInputs(data, len(g.cfgs), tc.batch_size, g.model.cfg.latent_dim)
@@ -102,10 +102,10 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def profile(cfgs, data, device, mode="eager", matmul="fp32", steps=50) -> dict:
+def profile(cfgs, data, device, mode="eager", matmul="fp32", steps=50, max_runs=None) -> dict:
     """ops, kernels (CUDA), ms per step and matmul FLOPs of one step of `cfgs` together."""
     with matmul_precision(matmul):
-        step, groups = build_step(cfgs, data, device, "eager")
+        step, groups = build_step(cfgs, data, device, "eager", max_runs)
         step()  # first step: lazy state (Adam moments, sums)
         counter = _Count()
         with counter:
@@ -116,7 +116,7 @@ def profile(cfgs, data, device, mode="eager", matmul="fp32", steps=50) -> dict:
             out |= _cuda_kernels(step)
         timed, timed_groups = step, groups
         if mode != "eager":
-            timed, timed_groups = build_step(cfgs, data, device, mode)
+            timed, timed_groups = build_step(cfgs, data, device, mode, max_runs)
         n_batches = groups[0].inputs.n_batches
 
         def call(i: int) -> None:  # stay inside the epoch's draws: rewind the step counter
@@ -158,12 +158,14 @@ def _cuda_kernels(step) -> dict:
     }
 
 
-def compare(cfgs, data, device, mode, matmul, steps) -> dict:
-    """The whole plan in one step, and each group alone (the per-group baseline)."""
+def compare(cfgs, data, device, mode, matmul, steps, max_runs=None) -> dict:
+    """The whole plan in one step (groups cut into parts of `max_runs`), and each group
+    alone, uncut (the per-group baseline)."""
     by_group: dict[str, list] = {}
     for cfg in cfgs:
         by_group.setdefault(group_name(cfg), []).append(cfg)
-    report = {"whole_plan": profile(cfgs, data, device, mode, matmul, steps), "alone": {}}
+    whole = profile(cfgs, data, device, mode, matmul, steps, max_runs)
+    report = {"whole_plan": {**whole, "max_group_runs": max_runs}, "alone": {}}
     for name, members in by_group.items():
         report["alone"][name] = profile(members, data, device, mode, matmul, steps)
     if len(by_group.get("jmvae_kl-z64", [])) > 5:  # the 5-run group measured before
@@ -184,6 +186,7 @@ def main(argv=None):
     p.add_argument("--matmul", default="fp32", choices=("fp32", "tf32"))
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--n-train", type=int, default=3000)
+    p.add_argument("--max-group-runs", type=int, default=None, help="cut groups for the plan")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -202,7 +205,7 @@ def main(argv=None):
         "peak_gflops": peak["gflops"],
         "command": "python benchmarks/plan_step.py " + " ".join(argv or sys.argv[1:]),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        **compare(cfgs, data, device, args.mode, args.matmul, args.steps),
+        **compare(cfgs, data, device, args.mode, args.matmul, args.steps, args.max_group_runs),
     }
     for row in [report["whole_plan"], *report["alone"].values()]:
         row["peak_fraction"] = row["gflops"] / report["peak_gflops"]

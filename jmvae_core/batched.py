@@ -194,17 +194,19 @@ def _check_same(runs: list[dict[str, dict]], allowed: str = "only alpha and seed
                     )
 
 
-def split_groups(cfgs: list[RunConfig]) -> list[list[int]]:
+def split_groups(cfgs: list[RunConfig], max_runs: int | None = None) -> list[list[int]]:
     """Indices of `cfgs` per architecture group (equal model fields but alpha), in order of
-    first appearance. All runs share one schedule: a training field other than the seed
-    that differs raises ConfigError naming it."""
+    first appearance; with `max_runs`, a larger group is cut into parts of at most that many
+    runs (on CUDA, more and shorter parallel branches). All runs share one schedule: a
+    training field other than the seed that differs raises ConfigError naming it."""
     _check_same([{"train": vars(c.train)} for c in cfgs], "only the seed")
     _check_same([{"dataset": {"name": c.dataset}} for c in cfgs], "only the seed")
     groups: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
         key = tuple((k, v) for k, v in vars(cfg.model).items() if k != "alpha")
         groups.setdefault(key, []).append(i)
-    return list(groups.values())
+    size = max_runs or len(cfgs)
+    return [idx[j : j + size] for idx in groups.values() for j in range(0, len(idx), size)]
 
 
 class Group:
@@ -341,6 +343,7 @@ def fit_batched(
     checkpoint_every: int = 1,
     on_epoch_end: Callable[[list[dict]], bool | None] | None = None,
     matmul: str = "fp32",
+    max_group_runs: int | None = None,
 ):
     """Train runs together, each as train.fit alone (SPEC §3); runs of several architectures
     (e.g. a whole config.plan) form one group per architecture (split_groups).
@@ -351,6 +354,8 @@ def fit_batched(
     epoch at its start (batched_step) and advances every group in one step (on CUDA each
     group on its own stream), which `step_mode` "compile" and "graph" (CUDA: one graph for
     all groups) need. `matmul` "tf32" lets CUDA float32 matmuls use TF32 tensor cores.
+    `max_group_runs` cuts larger groups into parts (split_groups); each run's result does
+    not depend on its group's size (bitwise on one CPU thread).
     With `checkpoint` the state of every group is saved there atomically every
     `checkpoint_every` epochs and at the end, and a later call resumes from it exactly.
     `on_epoch_end(rows)` sees each epoch's history rows (in `cfgs` order); a true return
@@ -358,7 +363,7 @@ def fit_batched(
     eval mode, histories), in `cfgs` order; a row's time_s is the epoch's wall time divided by
     the number of runs (the run's share) and batch_runs is that number.
     """
-    members = split_groups(cfgs)
+    members = split_groups(cfgs, max_group_runs)
     if cfgs[0].train.precision != "fp32":  # the batched step has no autocast (yet)
         raise ConfigError(
             f"precision={cfgs[0].train.precision!r}: batched training runs in fp32 only"

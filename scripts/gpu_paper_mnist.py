@@ -5,7 +5,9 @@
 The 39 runs of config.plan("paper") (five variants x five seeds at latent 64, JMVAE-kl for
 three alphas, and four 2-D latent runs) train together: fit_batched with draws="epoch" steps
 all nine architecture groups in one call, on CUDA one stream per group, all captured in one
-CUDA graph (step_mode "graph"; eager on a CPU). In order, one call:
+CUDA graph (step_mode "graph"; eager on a CPU); groups larger than --max-group-runs (5) are
+cut into parts, so the 15 JMVAE-kl runs at latent 64 form three parallel branches. In order,
+one call:
  1. precision of the training matmuls (--matmul measure, CUDA only): the five seeds of
     JMVAE-kl alpha 0.1 trained --precision-epochs epochs in float32 and in TF32 (one group
     each), then the marginal log p(x) of each run with the same float32 estimator and draws
@@ -120,6 +122,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--step-mode", choices=("graph", "compile-graph", "compile", "eager"),
                    default="graph", help="graph modes need CUDA (eager elsewhere)")  # fmt: skip
     p.add_argument("--no-graph-check", action="store_true", help="skip the self-check")
+    p.add_argument("--max-group-runs", type=int, default=5,
+                   help="cut larger groups into parts (CUDA: parallel branches)")  # fmt: skip
     p.add_argument("--matmul", choices=("measure", "fp32", "tf32"), default="measure",
                    help="training matmuls; measure: stage 1 decides (CUDA only)")  # fmt: skip
     p.add_argument("--precision-epochs", type=int, default=10)
@@ -292,6 +296,7 @@ def train(cfgs, data, device, mode, matmul, args, budget, report) -> list | None
         cfgs, data, device, False, draws="epoch", step_mode=mode, matmul=matmul,
         checkpoint=checkpoint, checkpoint_every=max(args.checkpoint_every, 1),
         on_epoch_end=on_epoch_end, per_run_adam=False if mode in GRAPH_MODES else None,
+        max_group_runs=args.max_group_runs or None,
     )  # fmt: skip
     report.update(seconds=round(time.perf_counter() - start, 2), epochs_trained=len(seconds))
     report["epochs_done"] = len(histories[0])
@@ -433,7 +438,13 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
     if args.profile_steps > 0 and untrained and budget.allows(60.0):
         trained.clear()  # the profile builds every group again
         entry["step_profile"] = plan_step.compare(
-            [cfgs[i] for i in untrained], data, device, mode, matmul, args.profile_steps
+            [cfgs[i] for i in untrained],
+            data,
+            device,
+            mode,
+            matmul,
+            args.profile_steps,
+            args.max_group_runs or None,
         )
     return folders
 

@@ -73,9 +73,10 @@ def test_run_folders_archive_and_a_second_call(script, tmp_path, monkeypatch):
     assert entry["training_matmul"] == "fp32" and "matmul_check" not in entry  # CUDA only
     profile = entry["step_profile"]
     assert profile["whole_plan"]["runs"] == 16 and set(profile["alone"]) >= {"vae-z2"}
-    assert profile["whole_plan"]["ops"] == sum(
-        r["ops"] for name, r in profile["alone"].items() if "(" not in name
-    )  # one step of the plan is the groups' steps, nothing more
+    alone = profile["alone"]
+    assert profile["whole_plan"]["max_group_runs"] == 5  # 15 JMVAE-kl runs: 3 parts of 5
+    five = alone["jmvae_kl-z64 (5 runs, alpha 0.1)"]["ops"]
+    assert profile["whole_plan"]["ops"] == 3 * five + alone["vae-z2"]["ops"]  # nothing more
     folders = sorted(_runs_dir(out).iterdir())
     assert len(folders) == 16
     for folder in folders:

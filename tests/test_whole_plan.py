@@ -65,6 +65,7 @@ def test_plan_groups_by_architecture_and_shares_one_schedule():
     groups = split_groups(cfgs)
     assert len(groups) == 10 and sorted(i for g in groups for i in g) == list(range(11))
     assert [len(g) for g in groups].count(2) == 1  # the two JMVAE-kl runs at latent 16
+    assert sorted(split_groups(cfgs, max_runs=1)) == [[i] for i in range(11)]  # cut in parts
     odd = make_config("smoke", variant="vae", epochs=2, hidden=64, latent_dim=16)
     with pytest.raises(ConfigError, match=r"train\.epochs differs"):
         split_groups([*cfgs, odd])
@@ -75,6 +76,8 @@ def test_whole_plan_step_equals_each_group_alone(mnist_small, alone):
     assert differences(alone, together) == (0.0, 0.0)
     assert {row["batch_runs"] for h in together[1] for row in h} == {11}
     assert [len(h) for h in together[1]] == [EPOCHS] * 11
+    parts = fit_batched(_plan(), mnist_small, progress=False, draws="epoch", max_group_runs=1)
+    assert differences(alone, parts) == (0.0, 0.0)  # a group cut into parts: the same runs
 
 
 def test_a_swapped_noise_fails_the_comparison(mnist_small, alone, monkeypatch):
