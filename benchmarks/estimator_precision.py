@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 from jmvae_core import estimators  # noqa: E402
 from jmvae_core.config import VARIANTS, make_config  # noqa: E402
 from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.results import device_name  # noqa: E402
+from jmvae_core.results import device_name, write_benchmark  # noqa: E402
 from jmvae_core.train import fit  # noqa: E402
 
 LIMIT = 0.1  # nats: the largest mean shift under which bfloat16 may serve an estimator
@@ -91,10 +90,7 @@ def main(argv=None) -> dict:
         "decision": decide(table),
         "shifts": table,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{slug}-estimator-precision.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    path = write_benchmark(report, args.out, "estimator-precision")
     print(f"decision: {report['decision']}; wrote {path}")
     return report
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import re
 import sys
 import time
@@ -41,7 +40,7 @@ from jmvae_core.batched import Group, split_groups  # noqa: E402
 from jmvae_core.batched_step import EpochInputs, make_step, matmul_precision  # noqa: E402
 from jmvae_core.config import plan  # noqa: E402
 from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.results import device_name  # noqa: E402
+from jmvae_core.results import device_name, write_benchmark  # noqa: E402
 
 # dispatched operations that launch no kernel: views, metadata, allocation
 NO_KERNEL = {"detach", "empty", "empty_like", "empty_strided", "lift_fresh", "alias",
@@ -210,10 +209,7 @@ def main(argv=None):
     for row in [report["whole_plan"], *report["alone"].values()]:
         row["peak_fraction"] = row["gflops"] / report["peak_gflops"]
     print_table(report)
-    slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{slug}-plan-step.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    path = write_benchmark(report, args.out, "plan-step")
     print(f"wrote {path}")
     return report
 

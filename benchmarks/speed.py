@@ -21,9 +21,7 @@ Writes <out>/<device-slug>-speed.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import re
 import resource
 import sys
 import tempfile
@@ -46,7 +44,7 @@ from jmvae_core.batched import fit_batched  # noqa: E402
 from jmvae_core.config import ALPHAS, make_config  # noqa: E402
 from jmvae_core.data import load_mnist, mnist_dir, read_idx  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
-from jmvae_core.results import device_name  # noqa: E402
+from jmvae_core.results import device_name, write_benchmark  # noqa: E402
 
 ALPHA = 0.1
 PEAK_SHAPES = [(2048, 2048, 2048), (100, 512, 512), (100, 794, 512), (4096, 512, 784)]
@@ -319,10 +317,7 @@ def main():
         row["peak_fraction"] = rate / report["peak"][row["precision"]]["gflops"]
 
     print_table(report)
-    slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{slug}-speed.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    path = write_benchmark(report, args.out, "speed")
     print(f"wrote {path}")
 
 

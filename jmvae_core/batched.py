@@ -34,7 +34,7 @@ from .batched_step import (
     resume_group,
     save_group,
 )
-from .config import ConfigError, ModelConfig, RunConfig
+from .config import ConfigError, ModelConfig, RunConfig, architecture
 from .data import MNIST
 from .models import MODEL_BUILDERS, build_model
 from .objectives import OBJECTIVES
@@ -200,11 +200,9 @@ def split_groups(cfgs: list[RunConfig], max_runs: int | None = None) -> list[lis
     runs (on CUDA, more and shorter parallel branches). All runs share one schedule: a
     training field other than the seed that differs raises ConfigError naming it."""
     _check_same([{"train": vars(c.train)} for c in cfgs], "only the seed")
-    _check_same([{"dataset": {"name": c.dataset}} for c in cfgs], "only the seed")
     groups: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
-        key = tuple((k, v) for k, v in vars(cfg.model).items() if k != "alpha")
-        groups.setdefault(key, []).append(i)
+        groups.setdefault(architecture(cfg), []).append(i)
     size = max_runs or len(cfgs)
     return [idx[j : j + size] for idx in groups.values() for j in range(0, len(idx), size)]
 

@@ -365,6 +365,11 @@ def plan(profile: str, dataset: str = "mnist", **overrides) -> list[RunConfig]:
     return runs
 
 
+def architecture(cfg: RunConfig) -> tuple:
+    """What runs of one stacked group share: the dataset and every model field but alpha."""
+    return (cfg.dataset, *(v for k, v in vars(cfg.model).items() if k != "alpha"))
+
+
 def config_from_params(profile: str, **params) -> RunConfig:
     """make_config for notebook/CLI parameters, where None means "the profile's default"."""
     return make_config(profile, **{k: v for k, v in params.items() if v is not None})

@@ -1,8 +1,9 @@
 """Where the runs of a plan execute: threads on this machine, or tasks on a Dask cluster.
 
-Runs that share an architecture (dataset, variant, latent size, width) form one group and one
-task, so a worker (one GPU) receives the runs that can share its device. Each task executes
-the same train/evaluate notebooks as the local executor, so both give identical results.
+Runs that share an architecture (config.architecture: the dataset and every model field but
+alpha) form one group and one task, so a worker (one GPU) receives the runs that can share
+its device. Each task executes the same train/evaluate notebooks as the local executor, so
+both give identical results.
 `--scheduler tcp://host:8786` reaches any Dask cluster, including SLURM/PBS allocations made
 with dask-jobqueue; without it a LocalCluster is started on this machine.
 """
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .config import RunConfig
+from .config import RunConfig, architecture
 
 EXECUTORS = ("local", "dask")
 
@@ -23,8 +24,7 @@ def group_runs(cfgs: list[RunConfig]) -> list[list[RunConfig]]:
     """Runs of equal architecture together (seeds, alpha values), in plan order."""
     groups: dict[tuple, list[RunConfig]] = {}
     for cfg in cfgs:
-        m = cfg.model
-        groups.setdefault((cfg.dataset, m.variant, m.latent_dim, m.width), []).append(cfg)
+        groups.setdefault(architecture(cfg), []).append(cfg)
     return list(groups.values())
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -138,3 +139,12 @@ def load_benchmark(name: str) -> tuple[dict, dict]:
     """benchmarks/results/<name>.json and its entries as {entry name: value}."""
     data = read_json(REPO_ROOT / "benchmarks" / "results" / f"{name}.json")
     return data, {e["name"]: e["value"] for e in data.get("entries", [])}
+
+
+def write_benchmark(report: dict, out: Path, kind: str) -> Path:
+    """<out>/<device-slug>-<kind>.json from a report naming its "device"; returns the path."""
+    slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    path = Path(out) / f"{slug}-{kind}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return path

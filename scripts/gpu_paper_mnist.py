@@ -436,7 +436,6 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
                     device, precision, args, budget, report):  # fmt: skip
         return folders
     if args.profile_steps > 0 and untrained and budget.allows(60.0):
-        trained.clear()  # the profile builds every group again
         entry["step_profile"] = plan_step.compare(
             [cfgs[i] for i in untrained],
             data,
