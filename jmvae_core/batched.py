@@ -1,16 +1,20 @@
-"""Many runs of one MNIST MLP architecture trained as one batched computation (DESIGN.md, Speed).
+"""Many MNIST runs trained as one batched computation (the book's Performance chapter).
 
 R runs that differ only in seed and alpha share every shape: their parameters are stacked
-along a leading run dimension and each layer is one batched matmul. Per run, `fit_batched`
-reproduces `train.fit` (SPEC §3): same initial weights, random draws in the same order, same
-warm-up, Adam and clipping. On one CPU thread the result is bitwise fit's; elsewhere (several
-threads, CUDA) batched kernels may round differently from the single-run ones.
+along a leading run dimension and each layer is one batched matmul (a group). Runs of
+several architectures (a whole config.plan) form one group per architecture and train
+together under one schedule. Per run, `fit_batched` reproduces `train.fit` (the book's
+protocol): same initial weights, random draws in the same order, same warm-up, Adam and
+clipping, through the same objective (objectives.OBJECTIVES). On one CPU thread the result is
+bitwise fit's; elsewhere (several threads, CUDA) batched kernels may round differently from
+the single-run ones.
 
 That is draws="step", where every step draws from each run's generator in a Python loop.
 draws="epoch" draws a whole epoch at its start instead (jmvae_core.batched_step): the same
-distribution, other numbers, and a step free of Python work that can be compiled
-(step_mode="compile") or captured as a CUDA graph (step_mode="graph"). In that mode a run
-trained in a group is still bitwise the same run trained alone (R = 1) on one CPU thread.
+distribution, other numbers, and a step free of Python work that advances every group at
+once and can be compiled (step_mode="compile") or captured as one CUDA graph
+(step_mode="graph"). In that mode a run is bitwise the same whether it trains alone, in its
+group or beside other groups, on one CPU thread.
 
 Shapes: data and activations are (R, B, ...); per-run loss terms are (R,).
 """
@@ -68,7 +72,7 @@ class _BatchedAffine(torch.autograd.Function):
 
 
 class BLinear(nn.Module):
-    """R independent nn.Linear layers (SPEC §3): h (R, B, in) -> (R, B, out).
+    """R independent nn.Linear layers (the book's protocol): h (R, B, in) -> (R, B, out).
 
     weight (R, out, in) keeps nn.Linear's (out, in) layout, so each run's slice is exactly
     that run's nn.Linear weight; bias (R, 1, out) broadcasts over the batch.
@@ -84,7 +88,7 @@ class BLinear(nn.Module):
 
 
 def _batchify(module: nn.Module, runs: int) -> nn.Module:
-    """Swap every nn.Linear inside `module` for a BLinear of R runs, in place (SPEC §3)."""
+    """Swap every nn.Linear inside `module` for a BLinear of R runs, in place."""
     for name, child in module.named_children():
         if isinstance(child, nn.Linear):
             setattr(module, name, BLinear(runs, child.in_features, child.out_features))
@@ -94,7 +98,7 @@ def _batchify(module: nn.Module, runs: int) -> nn.Module:
 
 
 class BatchedModel(nn.Module):
-    """R runs of one variant (SPEC §2): the single-run submodules, nn.Linear -> BLinear.
+    """R runs of one variant (the book's protocol): the single-run submodules, nn.Linear -> BLinear.
 
     The networks classes are reused unchanged: their code only uses the last dimension, so
     with BLinear layers they map (R, B, in) to (R, B, ...)."""
@@ -144,7 +148,7 @@ def stack_models(models: list[nn.Module]) -> BatchedModel:
 
 
 def unstack(batched: BatchedModel, r: int) -> nn.Module:
-    """Run r of `batched` as an ordinary single-run model (SPEC §2) on the same device."""
+    """Run r of `batched` as an ordinary single-run model on the same device."""
     with torch.device("meta"):  # no initialisation work, no draw from the global RNG
         model = build_model(batched.cfgs[r])
     state = {
@@ -157,7 +161,7 @@ def unstack(batched: BatchedModel, r: int) -> nn.Module:
 
 @torch.no_grad()
 def clip_gradients_per_run(params: list[torch.Tensor], clip_norm, clip_value) -> None:
-    """train.clip_gradients for each run's slices of the stacked grads (R, ...) (SPEC §3).
+    """train.clip_gradients for each run's slices of the stacked grads (R, ...).
 
     In multi-tensor (foreach) operations: on CUDA a few kernels for all tensors instead of
     a few per tensor. On a CPU each foreach operation loops over its tensors with the very
@@ -210,7 +214,7 @@ def split_groups(cfgs: list[RunConfig], max_runs: int | None = None) -> list[lis
 class Group:
     """One architecture's R runs in training: stacked model, Adam, per-run generators.
 
-    Initial weights are drawn run by run exactly as train.fit draws them (SPEC §3)."""
+    Initial weights are drawn run by run exactly as train.fit draws them (the book's protocol)."""
 
     def __init__(self, cfgs: list[RunConfig], device: torch.device, per_run: bool):
         _check_same([{"model": vars(c.model), "train": vars(c.train)} for c in cfgs])
@@ -227,7 +231,7 @@ class Group:
         self.inputs: EpochInputs | None = None  # draws="epoch" only
 
     def clip(self) -> None:
-        """train.clip_gradients for each run of the group (SPEC §3)."""
+        """train.clip_gradients for each run of the group (the book's protocol)."""
         tc = self.cfgs[0].train
         clip_gradients_per_run(list(self.model.parameters()), tc.clip_norm, tc.clip_value)
 
@@ -246,7 +250,7 @@ def _draw(grey: torch.Tensor, gens: list[torch.Generator], latent: int, device):
 
 
 def _run_epoch(group: Group, data: MNIST, epoch: int) -> list[dict]:
-    """One epoch of train._run_epoch for all runs at once (SPEC §3): one history row per run."""
+    """One epoch of train._run_epoch for all runs at once: one history row per run."""
     model, cfgs, gens = group.model, group.cfgs, group.gens
     tc, device = cfgs[0].train, model.alpha.device
     beta, alpha_scale = warmup_scales(tc, epoch)
@@ -304,7 +308,7 @@ def _rows(cfgs, epoch, beta, alpha_scale, per_run: dict, n_batches: int) -> list
 
 
 def _adam(params: list[torch.Tensor], tc, device, per_run: bool):
-    """fit's Adam (SPEC §3) over stacked tensors (R, ...): returns (optimizer, attach_grads).
+    """fit's Adam over stacked tensors (R, ...): returns (optimizer, attach_grads).
 
     Adam is element-wise, so one optimiser over stacked tensors is per-run exact maths, but the
     fused CPU kernel rounds a tensor's shorter-than-a-vector tail differently: fit's 10-element
@@ -343,8 +347,8 @@ def fit_batched(
     matmul: str = "fp32",
     max_group_runs: int | None = None,
 ):
-    """Train runs together, each as train.fit alone (SPEC §3); runs of several architectures
-    (e.g. a whole config.plan) form one group per architecture (split_groups).
+    """Train runs together, each as train.fit alone (the book's protocol); runs of several
+    architectures (e.g. a whole config.plan) form one group per architecture (split_groups).
 
     `epochs` (default: the configs' epochs) runs only the first epochs of the schedule.
     `per_run_adam` (default: on a CPU) steps per-run views, bitwise like fit (see _adam).

@@ -1,4 +1,4 @@
-"""One training step of stacked runs as a function of tensors only (DESIGN.md, Speed).
+"""One training step of stacked runs as a function of tensors only (the book's Performance chapter).
 
 `batched.fit_batched` with draws="epoch" trains through this module. Every random number of
 an epoch is drawn at its start (`EpochInputs.new_epoch`), so a step is the same sequence of
@@ -45,7 +45,7 @@ GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before the capture (CUDA-
 
 
 class EpochInputs:
-    """Per-epoch draws of R runs and the step's scalars, in fixed buffers (SPEC §3).
+    """Per-epoch draws of R runs and the step's scalars, in fixed buffers (the book's protocol).
 
     Per run r, from its own generator and in this order: the permutation of the n training
     images (randperm), uniforms U (n_batches, B, X) for the re-binarisation x = (U < grey),
@@ -97,7 +97,7 @@ class EpochInputs:
 
 
 def train_step(model, optimizer, attach_grads, inputs: EpochInputs, loss_fn, clip) -> None:
-    """One SPEC §3 update of all runs from `inputs`' current batch; advances its counter.
+    """One update (the book's protocol) of all runs from `inputs`' batch; advances its counter.
 
     `loss_fn(model, x, w, eps, beta, alpha)` returns per-run terms (R,) with "loss";
     `clip()` clips each run's gradients of `model`. No value is read back to the host.
