@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -34,6 +35,7 @@ RUN_FIELDS = {
 }
 
 
+DEBUG_HELP = "show the traceback of an error instead of its one-line message"
 PRECISION_HELP = (
     "training matmuls: fp32 (default) or bf16 (bfloat16 autocast; MNIST only, DESIGN.md Speed)"
 )
@@ -41,9 +43,14 @@ PRECISION_HELP = (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jmvae", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fetch = sub.add_parser("fetch-data", help="place the verified dataset files in the data dir")
+    fetch = sub.add_parser(
+        "fetch-data", parents=[common], help="place the verified dataset files in the data dir"
+    )
     fetch.add_argument(
         "dataset",
         choices=["mnist", "standin"],
@@ -61,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         help="sources to try, in order (default: all)",
     )
 
-    run = sub.add_parser("run", help="train and evaluate one variant; print its metrics")
+    run = sub.add_parser(
+        "run", parents=[common], help="train and evaluate one variant; print its metrics"
+    )
     run.add_argument("--variant", required=True, help=f"one of: {', '.join(VARIANTS)}")
     run.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES)}")
     run.add_argument("--alpha", type=float)
@@ -78,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--results-dir", type=Path, default=None, help="default: $JMVAE_RESULTS_DIR or results/"
     )
-    rep = sub.add_parser("reproduce", help="run a whole profile, the result notebooks, the book")
+    rep = sub.add_parser(
+        "reproduce", parents=[common], help="run a whole profile, the result notebooks, the book"
+    )
     rep.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES)}")
     rep.add_argument(
         "--dataset",
@@ -118,27 +129,71 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a command; every expected failure ends in one message on stderr and an exit code:
+    2 for a bad setting or input (file, folder, scheduler), 1 for work that failed, 130 for
+    Ctrl-C. A traceback only with --debug, or for a genuine bug."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "fetch-data":
-            if args.dataset == "standin":
-                return _fetch_standin(args)
-            sources = tuple(args.source) if args.source else MNIST_SOURCES
-            fetch_mnist(args.data_dir, sources=sources)
-            return 0
-        if args.command == "reproduce":
-            return _reproduce(args)
-        params = {field: getattr(args, attr) for attr, field in RUN_FIELDS.items()}
-        cfg = config_from_params(args.profile, **params)
-        from .runs import run_one  # imported late: `jmvae fetch-data` needs no model code
+        return _command(args)
+    except KeyboardInterrupt:
+        print(
+            "jmvae: interrupted; finished runs and the last checkpoints are kept: run the same "
+            "command again to go on",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as error:
+        code, message = _expected(error)
+        if code is None or getattr(args, "debug", False):
+            raise
+        print(f"jmvae: error: {message}", file=sys.stderr)
+        return code
 
-        metrics = run_one(cfg, args.profile, device=args.device, root=args.results_dir)
-    except (ConfigError, DataError) as e:
-        print(f"jmvae: error: {e}", file=sys.stderr)
-        return 2
+
+def _command(args) -> int:
+    if args.command == "fetch-data":
+        if args.dataset == "standin":
+            return _fetch_standin(args)
+        sources = tuple(args.source) if args.source else MNIST_SOURCES
+        fetch_mnist(args.data_dir, sources=sources)
+        return 0
+    if args.command == "reproduce":
+        return _reproduce(args)
+    params = {field: getattr(args, attr) for attr, field in RUN_FIELDS.items()}
+    cfg = config_from_params(args.profile, **params)
+    from .runs import run_one  # imported late: `jmvae fetch-data` needs no model code
+
+    metrics = run_one(cfg, args.profile, device=args.device, root=args.results_dir)
     keys = ("run_id", "estimators", "accuracy", "wall_time_s")
     print(json.dumps({k: metrics[k] for k in keys}, indent=2))
     return 0
+
+
+def _expected(error: Exception) -> tuple[int | None, str]:
+    """(exit code, message) of an anticipated failure; (None, "") for anything else (a bug)."""
+    from .train import TrainingDiverged
+
+    if isinstance(error, (ConfigError, DataError)):
+        return 2, str(error)
+    if isinstance(error, TrainingDiverged):
+        return 1, f"training diverged: {error}"
+    if type(error).__name__ == "NotebookFailed":  # pipeline's; not imported for fetch-data
+        return 1, f"a notebook failed:\n{error}"
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        reason = error.strerror or str(error)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return 1, (
+                f"no space left writing{where}: free some space and run the same command "
+                "again (finished runs and the last good checkpoint are kept)"
+            )
+        if error.filename:
+            return 2, (
+                f"cannot use{where}: {reason}; choose another folder (--results-dir, "
+                "--data-dir) or make this one writable"
+            )
+        return 1, reason
+    return None, ""
 
 
 def _fetch_standin(args) -> int:
@@ -155,30 +210,23 @@ def _fetch_standin(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from .pipeline import NotebookFailed, reproduce
+    from .pipeline import reproduce
 
     given = {"epochs": args.epochs, "precision": args.precision}
     overrides = {name: value for name, value in given.items() if value is not None} or None
-    try:
-        summary = reproduce(
-            profile=args.profile,
-            device=args.device,
-            jobs=args.jobs,
-            results_dir=args.results_dir,
-            book_dir=args.book_dir,
-            build=not args.no_build,
-            overrides=overrides,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            executor=args.executor,
-            scheduler=args.scheduler,
-        )
-    except (ConfigError, DataError) as e:
-        print(f"jmvae: error: {e}", file=sys.stderr)
-        return 2
-    except NotebookFailed as e:
-        print(f"jmvae: a notebook failed:\n{e}", file=sys.stderr)
-        return 1
+    summary = reproduce(
+        profile=args.profile,
+        device=args.device,
+        jobs=args.jobs,
+        results_dir=args.results_dir,
+        book_dir=args.book_dir,
+        build=not args.no_build,
+        overrides=overrides,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        executor=args.executor,
+        scheduler=args.scheduler,
+    )
     print(summary)
     return 0
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .config import RunConfig, architecture
+from .config import ConfigError, RunConfig, architecture
 
 EXECUTORS = ("local", "dask")
+SCHEDULER_TIMEOUT_S = 10  # seconds to wait for a --scheduler address to answer
 
 
 def group_runs(cfgs: list[RunConfig]) -> list[list[RunConfig]]:
@@ -64,7 +65,13 @@ def run_dask(
 
     env = _task_env() | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if scheduler:
-        client, cluster = Client(scheduler), None
+        try:
+            client, cluster = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S), None
+        except OSError as e:  # refused, unreachable or timed out
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {scheduler!r} ({e}); check --scheduler, "
+                "or leave it out to start a local cluster"
+            ) from e
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
         client = Client(cluster)

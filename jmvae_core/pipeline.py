@@ -199,7 +199,7 @@ def reproduce(
         os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())  # before plan(): w_dim
     # parameter errors surface here, before any work
     cfgs = plan(profile, dataset, **(overrides or {}))
-    log = lambda msg: tqdm.write(msg) if progress else None  # noqa: E731
+    log = lambda msg: tqdm.write(msg, file=sys.stderr) if progress else None  # noqa: E731
     if dataset == "mnist":
         fetch_mnist(log=log)
         notebooks = RESULT_NOTEBOOKS
@@ -211,46 +211,46 @@ def reproduce(
     book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
     summary = Summary()
     steps = len(cfgs) + len(notebooks) + int(build)
-    bar = tqdm(total=steps, desc=f"reproduce {profile}", disable=not progress)
-    jobs = jobs or default_jobs(device)
-    if profile == "paper" and pick_device(device).type == "cpu" and progress:
-        tqdm.write(
-            "note: the paper profile (500 epochs x 39 runs, k = 1000) is meant for a GPU; "
-            "on a CPU it takes days"
-        )
-    if jobs > 1:
-        # small matmuls scale poorly across threads: one thread per run is the better use
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    # closed on the way out, an error included: a message then starts on a line of its own
+    with tqdm(total=steps, desc=f"reproduce {profile}", disable=not progress) as bar:
+        jobs = jobs or default_jobs(device)
+        if profile == "paper" and pick_device(device).type == "cpu" and progress:
+            tqdm.write(
+                "note: the paper profile (500 epochs x 39 runs, k = 1000) is meant for a GPU; "
+                "on a CPU it takes days",
+                file=sys.stderr,
+            )
+        if jobs > 1:
+            # small matmuls scale poorly across threads: one thread per run is the better use
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
 
-    def on_done(run_id, future):
-        try:
-            getattr(summary, future.result()).append(run_id)
-        except NotebookFailed as err:
-            summary.failed.append(str(err))
-        bar.update()
+        def on_done(run_id, future):
+            try:
+                getattr(summary, future.result()).append(run_id)
+            except NotebookFailed as err:
+                summary.failed.append(str(err))
+            bar.update()
 
-    if executor == "dask":
-        run_dask(cfgs, profile, device, book, on_done, scheduler, workers=max(1, jobs))
-    else:
-        run_local(cfgs, profile, device, book, jobs, on_done)
-    if summary.failed:
-        bar.close()
-        summary.seconds = time.perf_counter() - start
-        raise NotebookFailed(str(summary))
-    for name in notebooks:
-        bar.set_postfix_str(name)
-        path = book / "notebooks" / f"{name}.ipynb"
-        key = inputs_key(path, profile, dataset)
-        params = {"profile": profile} | ({"dataset": dataset} if name == "celeba" else {})
-        if name == "status" or _stored_key(path) != key:
-            execute(name, path, params, book, inputs=key)
-        bar.update()
-    if build:
-        bar.set_postfix_str("jupyter-book build")
-        build_book(book)
-        summary.book = book
-        bar.update()
-    bar.close()
+        if executor == "dask":
+            run_dask(cfgs, profile, device, book, on_done, scheduler, workers=max(1, jobs))
+        else:
+            run_local(cfgs, profile, device, book, jobs, on_done)
+        if summary.failed:
+            summary.seconds = time.perf_counter() - start
+            raise NotebookFailed(str(summary))
+        for name in notebooks:
+            bar.set_postfix_str(name)
+            path = book / "notebooks" / f"{name}.ipynb"
+            key = inputs_key(path, profile, dataset)
+            params = {"profile": profile} | ({"dataset": dataset} if name == "celeba" else {})
+            if name == "status" or _stored_key(path) != key:
+                execute(name, path, params, book, inputs=key)
+            bar.update()
+        if build:
+            bar.set_postfix_str("jupyter-book build")
+            build_book(book)
+            summary.book = book
+            bar.update()
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -33,11 +33,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:  # a full disk, an interrupt: no temporary file left and
+        tmp.unlink(missing_ok=True)  # `path` as it was
+        if isinstance(error, OSError) and error.filename is None:  # write errors name no file
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
 
 
 def write_json(path: Path, obj) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,7 +147,8 @@ def fit(
         generator.set_state(state["generator"].to("cpu"))
         history = state["history"]
         if progress and len(history) < tc.epochs:
-            tqdm.write(f"{cfg.run_id}: resuming from the checkpoint after epoch {len(history)}")
+            message = f"{cfg.run_id}: resuming from the checkpoint after epoch {len(history)}"
+            tqdm.write(message, file=sys.stderr)  # stdout carries results only
     model.train()
     epochs = range(len(history), tc.epochs)
     bar = tqdm(epochs, desc=cfg.run_id, disable=not progress, initial=len(history), total=tc.epochs)
