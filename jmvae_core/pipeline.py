@@ -25,7 +25,6 @@ from .config import ConfigError, RunConfig, plan
 from .data import REPO_ROOT, fetch_mnist
 from .executors import EXECUTORS, run_dask, run_local
 from .faces import CELEBA_ENV, load_faces
-from .runs import TRAINED
 from .train import pick_device
 
 RUN_NOTEBOOKS = ("train", "evaluate")
@@ -111,11 +110,12 @@ def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> Non
 
 def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
     folder = results.run_dir(profile, cfg.run_id)
-    if results.is_done(folder):
+    state = results.check_run(folder)
+    if state == "done":
         return "cached"
     params = run_parameters(cfg, profile, device)
     for name in RUN_NOTEBOOKS:
-        if name == "train" and (folder / TRAINED).exists():
+        if name == "train" and state == "trained":
             continue  # trained earlier; keep the executed notebook that shows the training
         execute(name, folder / f"{name}.ipynb", params, cwd)
     return "ran"
@@ -204,7 +204,7 @@ def reproduce(
         fetch_mnist(log=log)
         notebooks = RESULT_NOTEBOOKS
     else:
-        todo = [c for c in cfgs if not results.is_done(results.run_dir(profile, c.run_id))]
+        todo = [c for c in cfgs if results.check_run(results.run_dir(profile, c.run_id)) != "done"]
         if todo:  # finished runs need neither the images nor the judge
             prepare_faces(todo[0], profile, progress)
         notebooks = FACE_NOTEBOOKS

@@ -8,6 +8,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,66 @@ def is_done(folder: Path) -> bool:
     return (Path(folder) / "DONE").exists()
 
 
+RUN_KEYS = ("run_id", "variant", "estimators")  # what every finished run's metrics.json has
+
+
+def check_run(folder: Path) -> str:
+    """The state of a run folder, checked rather than trusted: "done" (DONE over a readable
+    metrics.json of this run), "trained" (TRAINED over a loadable checkpoint.pt and a
+    history.csv with rows), or "new". A marker over damaged files is removed, and so is an
+    unloadable checkpoint, each with a message on stderr naming the file, so that the work
+    they stood for is done again instead of crashing a reader."""
+    folder = Path(folder)
+    if (folder / "DONE").exists():
+        problem = _metrics_problem(folder / "metrics.json", folder.name)
+        if problem is None:
+            return "done"
+        _redo(folder / "DONE", problem, "evaluated again")
+    checkpoint = folder / "checkpoint.pt"
+    if checkpoint.exists():
+        try:
+            load_torch(checkpoint)
+        except Exception as error:  # truncated or garbage: torch/pickle raise many types
+            _redo(checkpoint, f"{checkpoint} cannot be loaded ({type(error).__name__})", "")
+    if (folder / "TRAINED").exists():
+        problem = _trained_problem(folder)
+        if problem is None:
+            return "trained"
+        _redo(folder / "TRAINED", problem, "trained again")
+    return "new"
+
+
+def _metrics_problem(path: Path, run_id: str) -> str | None:
+    try:
+        metrics = read_json(path)
+    except (OSError, ValueError) as error:
+        return f"{path} is missing or unreadable ({type(error).__name__})"
+    if not isinstance(metrics, dict) or any(k not in metrics for k in RUN_KEYS):
+        return f"{path} lacks some of {', '.join(RUN_KEYS)}"
+    if metrics["run_id"] != run_id or not isinstance(metrics["estimators"], dict):
+        return f"{path} is not the metrics of run {run_id}"
+    return None
+
+
+def _trained_problem(folder: Path) -> str | None:
+    if not (folder / "checkpoint.pt").exists():
+        return f"{folder / 'checkpoint.pt'} is missing"
+    history = folder / "history.csv"
+    try:
+        rows = history.read_text().strip().splitlines()
+    except OSError as error:
+        return f"{history} is missing or unreadable ({type(error).__name__})"
+    if len(rows) < 2:
+        return f"{history} has no rows"
+    return None
+
+
+def _redo(path: Path, problem: str, then: str) -> None:
+    path.unlink(missing_ok=True)
+    print(f"jmvae: {problem}: removed {path.name}" + (f", {then}" if then else ""),
+          file=sys.stderr)  # fmt: skip
+
+
 def mark_done(folder: Path) -> None:
     """Written last: a folder without DONE is an unfinished run, never a result."""
     write_text(Path(folder) / "DONE", "done\n")
@@ -120,7 +181,7 @@ def load_runs(
     wanted = {cfg.run_id for cfg in plan(profile, dataset)} if planned_only else None
     runs = []
     for folder in sorted(base.glob("*/")):
-        if is_done(folder) and (wanted is None or folder.name in wanted):
+        if (wanted is None or folder.name in wanted) and check_run(folder) == "done":
             metrics = read_json(folder / "metrics.json")
             if metrics.get("dataset", "mnist") == dataset:
                 runs.append({**metrics, "path": str(folder)})

@@ -49,7 +49,7 @@ def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=Tru
     import pandas as pd  # not at module level: the GPU script imports this module without it
 
     folder = results.run_dir(profile, cfg.run_id, root)
-    if (folder / TRAINED).exists():
+    if results.check_run(folder) in ("trained", "done"):
         return pd.read_csv(folder / "history.csv").to_dict("records")
     device = pick_device(device)
     results.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
@@ -79,7 +79,7 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
     import pandas as pd
 
     folder = results.run_dir(profile, cfg.run_id, root)
-    if results.is_done(folder):
+    if results.check_run(folder) == "done":
         return results.read_json(folder / "metrics.json")
     device = pick_device(device)
     model = load_trained(cfg, profile, device, root)
@@ -188,7 +188,7 @@ def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None,
 
     A run already marked DONE is read back, not recomputed; an interrupted one resumes.
     """
-    if not results.is_done(results.run_dir(profile, cfg.run_id, root)):
+    if results.check_run(results.run_dir(profile, cfg.run_id, root)) != "done":
         train_run(cfg, profile, device, root, progress)
     return evaluate_run(cfg, profile, device, root, progress)
 

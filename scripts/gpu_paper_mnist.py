@@ -389,12 +389,13 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
                   args.groups)  # fmt: skip
     data = load_data(args, device)
     folders = [results.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
-    todo = [i for i, f in enumerate(folders) if not results.is_done(f)]
+    states = [results.check_run(f) for f in folders]  # damaged markers are removed, named
+    todo = [i for i, state in enumerate(states) if state != "done"]
     entry["runs"], entry["cached"] = len(cfgs), len(cfgs) - len(todo)
     if not todo:
         return folders
     mode = args.step_mode if device.type == "cuda" or args.step_mode == "compile" else "eager"
-    untrained = [i for i in todo if not (folders[i] / "TRAINED").exists()]
+    untrained = [i for i in todo if states[i] == "new"]
     matmul = args.matmul
     if untrained and matmul == "measure":
         if device.type == "cuda":

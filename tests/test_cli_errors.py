@@ -130,3 +130,61 @@ def test_the_resume_message_goes_to_stderr(tmp_path, capsys, mnist_small):
     out, err = capsys.readouterr()
     assert out == "" and "resuming from the checkpoint after epoch 1" in err
     assert len(history) == 2 and isinstance(model, torch.nn.Module)
+
+
+@pytest.fixture
+def finished(tmp_path, capsys):
+    """A finished tiny VAE run in tmp_path: (folder, its metrics printed by `jmvae run`)."""
+    assert cli.main(["run", "--variant", "vae", *TINY, "--results-dir", str(tmp_path)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    (folder,) = (tmp_path / "smoke" / "runs").iterdir()
+    return folder, metrics
+
+
+def _run_again(tmp_path, capsys):
+    code = cli.main(["run", "--variant", "vae", *TINY, "--results-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err
+    return json.loads(out), err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "another run's"])
+def test_a_damaged_metrics_file_behind_done_is_named_and_evaluated_again(
+    finished, tmp_path, capsys, damage
+):
+    folder, metrics = finished
+    text = (folder / "metrics.json").read_text()
+    bad = {"truncated": text[: len(text) // 2], "garbage": "\x00\x01 not json",
+           "another run's": json.dumps({**metrics, "run_id": "vae-z2-s9-0000000000"})}  # fmt: skip
+    (folder / "metrics.json").write_text(bad[damage])
+    again, err = _run_again(tmp_path, capsys)
+    assert str(folder / "metrics.json") in err and "evaluated again" in err
+    assert again["estimators"] == metrics["estimators"]  # the same run, evaluated again
+    assert results.check_run(folder) == "done"
+
+
+@pytest.mark.parametrize("damage", ["checkpoint gone", "history empty", "checkpoint truncated"])
+def test_a_damaged_trained_run_is_named_and_trained_again(finished, tmp_path, capsys, damage):
+    folder, metrics = finished
+    (folder / "DONE").unlink()  # trained, not evaluated: as after a stop during evaluation
+    named = {"checkpoint gone": "checkpoint.pt", "history empty": "history.csv",
+             "checkpoint truncated": "checkpoint.pt"}[damage]  # fmt: skip
+    if damage == "checkpoint gone":
+        (folder / "checkpoint.pt").unlink()
+    elif damage == "history empty":
+        (folder / "history.csv").write_text("")
+    else:
+        data = (folder / "checkpoint.pt").read_bytes()
+        (folder / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    again, err = _run_again(tmp_path, capsys)
+    assert str(folder / named) in err and "trained again" in err
+    assert again["estimators"] == metrics["estimators"]  # retrained from its seed: the same
+    assert not [p for p in folder.iterdir() if p.name.startswith("tmp-")]
+
+
+def test_a_reader_names_a_damaged_run_instead_of_crashing(finished, tmp_path, capsys):
+    folder, _ = finished
+    (folder / "metrics.json").write_text("{")
+    with pytest.raises(FileNotFoundError, match="jmvae reproduce --profile smoke"):
+        results.load_runs("smoke", tmp_path, planned_only=False)
+    assert str(folder / "metrics.json") in capsys.readouterr().err

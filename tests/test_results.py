@@ -8,7 +8,8 @@ from jmvae_core.config import make_config, plan
 
 def _finish(root, cfg, profile="smoke", done=True):
     folder = results.run_dir(profile, cfg.run_id, root)
-    results.write_json(folder / "metrics.json", {"run_id": cfg.run_id})
+    metrics = {"run_id": cfg.run_id, "variant": cfg.model.variant, "estimators": {}}
+    results.write_json(folder / "metrics.json", metrics)  # the keys every reader relies on
     if done:
         results.mark_done(folder)
     return folder
