@@ -17,7 +17,7 @@ from .config import (
     ConfigError,
     config_from_params,
 )
-from .data import DATA_ENV, MNIST_SOURCES, DataError, fetch_mnist
+from .data import DATA_ENV, MNIST_SOURCES, DataError, check_mnist_sizes, fetch_mnist
 
 # command-line flag -> configuration field (only the flags a user actually set are passed on)
 RUN_FIELDS = {
@@ -162,8 +162,11 @@ def _command(args) -> int:
     params = {field: getattr(args, attr) for attr, field in RUN_FIELDS.items()}
     cfg = config_from_params(args.profile, **params)
     from .runs import run_one  # imported late: `jmvae fetch-data` needs no model code
+    from .train import check_device
 
-    metrics = run_one(cfg, args.profile, device=args.device, root=args.results_dir)
+    check_mnist_sizes(cfg)  # settings against the data and the device, before any file
+    device = check_device(args.device)
+    metrics = run_one(cfg, args.profile, device=device, root=args.results_dir)
     keys = ("run_id", "estimators", "accuracy", "wall_time_s")
     print(json.dumps({k: metrics[k] for k in keys}, indent=2))
     return 0

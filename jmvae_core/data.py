@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "JMVAE_DATA_DIR"
 
@@ -156,6 +158,29 @@ class MNIST:
 
 def _one_hot(labels: np.ndarray) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
+
+
+MNIST_SIZES = {"n_train": 60_000, "n_test": 10_000}  # training (train + valid) and test images
+
+
+def check_mnist_sizes(cfg) -> None:
+    """ConfigError unless a run's settings fit the data it will meet: n_train and n_test within
+    MNIST's 60,000 / 10,000 images, and a batch no larger than the training images used."""
+    if cfg.dataset != "mnist":
+        return
+    given = {"n_train": cfg.train.n_train, "n_test": cfg.eval.n_test}
+    for name, value in given.items():
+        if value is not None and value > MNIST_SIZES[name]:
+            raise ConfigError(
+                f"{name}={value} exceeds the {MNIST_SIZES[name]:,} MNIST images it selects from; "
+                f"use at most {MNIST_SIZES[name]} (or leave it out for all)"
+            )
+    n_train = cfg.train.n_train or MNIST_SIZES["n_train"]
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(
+            f"batch_size={cfg.train.batch_size} is larger than the {n_train} training images: "
+            "no full batch could be drawn"
+        )
 
 
 def load_mnist(root=None, device="cpu", test_binarize_seed=0, n_train=None, n_test=None) -> MNIST:

@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from . import results
 from .config import ConfigError, RunConfig, plan
-from .data import REPO_ROOT, fetch_mnist
+from .data import REPO_ROOT, check_mnist_sizes, fetch_mnist
 from .executors import EXECUTORS, run_dask, run_local
 from .faces import CELEBA_ENV, load_faces
-from .train import pick_device
+from .train import check_device, pick_device
 
 RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
@@ -197,8 +197,11 @@ def reproduce(
         os.environ[results.RESULTS_ENV] = str(Path(results_dir).resolve())  # kernels inherit it
     if data_dir is not None:
         os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())  # before plan(): w_dim
-    # parameter errors surface here, before any work
+    # parameter errors surface here, before any work: settings, data sizes, the device
     cfgs = plan(profile, dataset, **(overrides or {}))
+    for cfg in cfgs:
+        check_mnist_sizes(cfg)
+    check_device(device)
     log = lambda msg: tqdm.write(msg, file=sys.stderr) if progress else None  # noqa: E731
     if dataset == "mnist":
         fetch_mnist(log=log)

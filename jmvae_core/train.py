@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from . import results
-from .config import RunConfig, TrainConfig
+from .config import ConfigError, RunConfig, TrainConfig
 from .data import MNIST
 from .gan import gan_step, parameter_groups
 from .models import build_model
@@ -35,6 +35,30 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """pick_device, with a ConfigError naming the device unless it is known and present here
+    (checked before any run starts, so that nothing is written for runs that cannot start)."""
+    try:
+        chosen = pick_device(device)
+    except RuntimeError as error:  # torch.device("gpu"): an unknown device string
+        raise ConfigError(f"--device {device!r} is not a device torch knows ({error})") from None
+    present = {
+        "cpu": lambda: True,
+        "cuda": lambda: (
+            torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()
+        ),
+        "mps": lambda: (
+            getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        ),
+    }
+    if chosen.type not in present or not present[chosen.type]():
+        raise ConfigError(
+            f"--device {device}: torch sees no such device on this machine; use --device cpu "
+            "(or leave it out for the best available)"
+        )
+    return chosen
 
 
 def warmup_scales(tc: TrainConfig, epoch: int) -> tuple[float, float]:

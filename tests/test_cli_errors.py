@@ -188,3 +188,42 @@ def test_a_reader_names_a_damaged_run_instead_of_crashing(finished, tmp_path, ca
     with pytest.raises(FileNotFoundError, match="jmvae reproduce --profile smoke"):
         results.load_runs("smoke", tmp_path, planned_only=False)
     assert str(folder / "metrics.json") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--n-test", "20000"], "n_test=20000"), (["--n-train", "70000"], "n_train=70000"),
+     (["--device", "gpu"], "--device 'gpu'")],
+)  # fmt: skip
+def test_settings_that_cannot_meet_the_data_or_device_stop_before_any_file(
+    tmp_path, capsys, flags, named
+):
+    code = cli.main(["run", "--variant", "vae", *TINY, *flags, "--results-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    _no_traceback(err)
+    assert named in err and _files(tmp_path) == []  # nothing written for the run
+
+
+def test_a_device_this_machine_lacks_stops_run_and_reproduce_before_any_work(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for argv in (["run", "--variant", "vae", *TINY],
+                 ["reproduce", "--profile", "smoke", "--no-build", "--device", "cuda",
+                  "--book-dir", str(tmp_path / "book")]):  # fmt: skip
+        argv = [*argv, "--device", "cuda", "--results-dir", str(tmp_path / "res")]
+        start = time.perf_counter()
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and time.perf_counter() - start < 10
+        _no_traceback(err)
+        assert "--device cuda" in err and not (tmp_path / "res").exists()
+
+
+def test_a_batch_larger_than_the_training_images_is_refused():
+    from jmvae_core.config import ConfigError
+    from jmvae_core.data import check_mnist_sizes
+
+    check_mnist_sizes(make_config("smoke", batch_size=100, n_train=100))  # fits
+    with pytest.raises(ConfigError, match=r"batch_size=60001 is larger than the 60000"):
+        check_mnist_sizes(make_config("smoke", batch_size=60001, n_train=None))
