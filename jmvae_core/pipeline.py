@@ -46,6 +46,7 @@ class Summary:
     cached: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     book: Path | None = None
+    notebooks: Path | None = None  # where the result notebooks were executed
     seconds: float = 0.0
 
     def __str__(self) -> str:
@@ -54,6 +55,8 @@ class Summary:
             f"in {self.seconds:.0f} s"
         ]
         lines += [f"  failed: {f}" for f in self.failed]
+        if self.notebooks:
+            lines.append(f"notebooks: {self.notebooks}")
         if self.book:
             lines.append(f"book: {self.book / '_build' / 'html' / 'index.html'}")
         return "\n".join(lines)
@@ -193,6 +196,14 @@ def reproduce(
     start = time.perf_counter()
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is unknown; allowed: {', '.join(EXECUTORS)}")
+    if overrides:  # a trial: its own results and book, notebooks told the overrides
+        tag = "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+        trial = results.results_root() / "trials" / f"{dataset}-{tag}"
+        results_dir = results_dir or trial / "results"
+        book_dir = book_dir or trial / "book"
+        os.environ[results.PLAN_ENV] = json.dumps(overrides)
+    else:
+        os.environ.pop(results.PLAN_ENV, None)
     if results_dir is not None:
         os.environ[results.RESULTS_ENV] = str(Path(results_dir).resolve())  # kernels inherit it
     if data_dir is not None:
@@ -249,6 +260,7 @@ def reproduce(
             if name == "status" or _stored_key(path) != key:
                 execute(name, path, params, book, inputs=key)
             bar.update()
+        summary.notebooks = book / "notebooks"
         if build:
             bar.set_postfix_str("jupyter-book build")
             build_book(book)

@@ -20,6 +20,14 @@ from .data import REPO_ROOT
 RESULTS_ENV = "JMVAE_RESULTS_DIR"
 
 
+PLAN_ENV = "JMVAE_PLAN_OVERRIDES"  # JSON: the overrides of a trial (`reproduce --epochs N`)
+
+
+def plan_overrides() -> dict:
+    """The plan overrides a trial's notebooks read ($JMVAE_PLAN_OVERRIDES), else none."""
+    return json.loads(os.environ.get(PLAN_ENV) or "{}")
+
+
 def results_root() -> Path:
     """$JMVAE_RESULTS_DIR, else `results/` in the repository."""
     return Path(os.environ.get(RESULTS_ENV, REPO_ROOT / "results"))
@@ -178,7 +186,8 @@ def load_runs(
     a crashed run is never read as a result.
     """
     base = Path(root if root is not None else results_root()) / profile / "runs"
-    wanted = {cfg.run_id for cfg in plan(profile, dataset)} if planned_only else None
+    overrides = plan_overrides()  # a trial's notebooks look for the trial's runs
+    wanted = {cfg.run_id for cfg in plan(profile, dataset, **overrides)} if planned_only else None
     runs = []
     for folder in sorted(base.glob("*/")):
         if (wanted is None or folder.name in wanted) and check_run(folder) == "done":
@@ -191,7 +200,9 @@ def load_runs(
             f"{len(missing) or 'no'} run(s) of the {profile} profile are not finished in {base} "
             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
             f"produce them with `jmvae reproduce --profile {profile}"
-            + ("`" if dataset == "mnist" else f" --dataset {dataset}`")
+            + ("" if dataset == "mnist" else f" --dataset {dataset}")
+            + "".join(f" --{k.replace('_', '-')} {v}" for k, v in overrides.items())
+            + "`"
         )
     return runs
 

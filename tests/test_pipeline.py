@@ -121,3 +121,24 @@ def test_runs_of_one_architecture_form_one_dask_task():
     assert sizes["jmvae_kl-z64"] == 3 and sizes["vae-z64"] == 1 and len(groups) == 9
     with pytest.raises(ConfigError, match="executor"):
         pipeline.reproduce("smoke", executor="spark", build=False, progress=False)
+
+
+def test_a_trial_is_consistent_and_leaves_the_committed_notebooks_alone(tmp_path, monkeypatch):
+    """`reproduce --epochs 1`: the trial's runs, results folder and book, notebooks that find
+    those runs (told the override), and the repository's notebooks untouched."""
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.setenv(results.PLAN_ENV, "")  # restored after the test: reproduce sets it
+    committed = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    summary = pipeline.reproduce(
+        "smoke", device="cpu", overrides={"epochs": 1}, build=False, progress=False
+    )
+    trial = tmp_path / "results" / "trials" / "mnist-epochs1"
+    assert not summary.failed and len(summary.ran) == len(plan("smoke"))
+    assert summary.notebooks == trial / "book" / "notebooks"
+    for cfg in plan("smoke", epochs=1):
+        folder = results.run_dir("smoke", cfg.run_id, trial / "results")
+        assert results.check_run(folder) == "done"
+    for name in pipeline.RESULT_NOTEBOOKS:
+        nb = nbformat.read(summary.notebooks / f"{name}.ipynb", as_version=4)
+        assert not nb.metadata["papermill"].get("exception"), name
+    assert committed == {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
