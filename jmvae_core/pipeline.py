@@ -113,15 +113,23 @@ def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> Non
 
 def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
     folder = results.run_dir(profile, cfg.run_id)
-    state = results.check_run(folder)
-    if state == "done":
+    if results.check_run(folder) == "done":
         return "cached"
-    params = run_parameters(cfg, profile, device)
-    for name in RUN_NOTEBOOKS:
-        if name == "train" and state == "trained":
-            continue  # trained earlier; keep the executed notebook that shows the training
-        execute(name, folder / f"{name}.ipynb", params, cwd)
+    with results.run_lock(folder, on_wait=_tell_waiting):  # another process may be making it
+        state = results.check_run(folder)
+        if state == "done":
+            return "cached"  # made by the process that held the lock
+        params = run_parameters(cfg, profile, device)
+        for name in RUN_NOTEBOOKS:
+            if name == "train" and state == "trained":
+                continue  # trained earlier; keep the executed notebook that shows the training
+            execute(name, folder / f"{name}.ipynb", params, cwd)
     return "ran"
+
+
+def _tell_waiting(lock: Path) -> None:
+    holder = lock.read_text().strip() if lock.exists() else "another process"
+    tqdm.write(f"{lock.parent.name}: being made by {holder}; waiting for it", file=sys.stderr)
 
 
 def inputs_key(notebook: Path, profile: str, dataset: str = "mnist") -> str:

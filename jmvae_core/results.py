@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +142,77 @@ def _redo(path: Path, problem: str, then: str) -> None:
     path.unlink(missing_ok=True)
     print(f"jmvae: {problem}: removed {path.name}" + (f", {then}" if then else ""),
           file=sys.stderr)  # fmt: skip
+
+
+LOCK = "LOCK"  # held while a process makes a run (run_lock)
+STALE_UNREADABLE_S = 60.0  # a lock file still empty after this long: its writer died
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, poll_s: float = 1.0, on_wait=None):
+    """Hold <folder>/LOCK while making a run, so that concurrent processes share the work.
+
+    The lock file is created exclusively and names its holder ("host pid"). A second process
+    waits (polling every `poll_s` seconds; `on_wait(lock)` is told once) until it is released,
+    and then finds the run done or makes it itself. A lock whose holder is gone (this host, no
+    such process: a killed run) is taken over."""
+    lock = Path(folder) / LOCK
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    told = False
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _lock_is_stale(lock):
+                _take_over(lock)
+            else:
+                if on_wait is not None and not told:
+                    on_wait(lock)
+                    told = True
+                time.sleep(poll_s)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}\n")
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_is_stale(lock: Path) -> bool:
+    """Whether the holder of `lock` is gone: on this host, its process no longer exists."""
+    try:
+        text, age = lock.read_text().split(), time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False  # released meanwhile: the next attempt creates it
+    if len(text) != 2 or not text[1].isdigit():  # created, not yet written (or damaged)
+        return age > STALE_UNREADABLE_S
+    host, pid = text[0], int(text[1])
+    return host == socket.gethostname() and not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _take_over(lock: Path) -> None:
+    """Move a stale lock aside (one taker wins the rename); the caller then creates its own."""
+    aside = lock.with_name(f"{LOCK}.stale-{os.getpid()}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return  # another process took it over first
+    if not _lock_is_stale(aside):  # a fresh lock was moved (another taker was quicker): back
+        with contextlib.suppress(OSError):
+            os.link(aside, lock)
+    aside.unlink(missing_ok=True)
 
 
 def mark_done(folder: Path) -> None:

@@ -188,9 +188,13 @@ def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None,
 
     A run already marked DONE is read back, not recomputed; an interrupted one resumes.
     """
-    if results.check_run(results.run_dir(profile, cfg.run_id, root)) != "done":
-        train_run(cfg, profile, device, root, progress)
-    return evaluate_run(cfg, profile, device, root, progress)
+    folder = results.run_dir(profile, cfg.run_id, root)
+    if results.check_run(folder) == "done":
+        return results.read_json(folder / "metrics.json")
+    with results.run_lock(folder):  # a concurrent `reproduce` or `run` shares the work
+        if results.check_run(folder) != "done":
+            train_run(cfg, profile, device, root, progress)
+        return evaluate_run(cfg, profile, device, root, progress)
 
 
 def _npz_bytes(arrays: dict) -> bytes:

@@ -1,6 +1,8 @@
 """The smoke profile end to end through papermill: runs, result notebooks, book, caching."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -142,3 +144,46 @@ def test_a_trial_is_consistent_and_leaves_the_committed_notebooks_alone(tmp_path
         nb = nbformat.read(summary.notebooks / f"{name}.ipynb", as_version=4)
         assert not nb.metadata["papermill"].get("exception"), name
     assert committed == {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+
+
+def test_two_reproduce_at_once_share_the_work(tmp_path):
+    """Two `jmvae reproduce --profile smoke` started together on one results folder: every
+    run is made by exactly one of them (the other waits for it and finds it cached)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop(results.PLAN_ENV, None)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jmvae_core.cli",
+                "reproduce",
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--jobs",
+                "1",
+                "--no-build",
+                "--results-dir",
+                str(tmp_path / "results"),
+                "--book-dir",
+                str(tmp_path / f"book{i}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for i in (1, 2)
+    ]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out + err[-3000:]
+    counts = [[int(n) for n in re.findall(r"ran (\d+) run\(s\), (\d+) cached", out)[0]]
+              for out, _ in outs]  # fmt: skip
+    n = len(plan("smoke"))
+    assert counts[0][0] + counts[1][0] == n and all(r + c == n for r, c in counts), counts
+    for cfg in plan("smoke"):
+        folder = results.run_dir("smoke", cfg.run_id, tmp_path / "results")
+        assert results.check_run(folder) == "done" and not (folder / results.LOCK).exists()

@@ -1,5 +1,7 @@
 """Run folders: atomic writes, DONE markers, and what result notebooks may read."""
 
+import os
+
 import pytest
 
 from jmvae_core import results
@@ -42,3 +44,43 @@ def test_load_runs_reads_only_the_plan_unless_asked(tmp_path):
     assert extra.run_id not in {r["run_id"] for r in planned}
     every = results.load_runs("smoke", tmp_path, planned_only=False)
     assert extra.run_id in {r["run_id"] for r in every}
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_lock_of_a_killed_process_is_taken_over(tmp_path):
+    import socket
+
+    lock = tmp_path / results.LOCK
+    lock.write_text(f"{socket.gethostname()} {_dead_pid()}\n")
+    with results.run_lock(tmp_path, poll_s=0.01):
+        assert lock.read_text().split()[1] == str(os.getpid())
+    assert not lock.exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_held_lock_makes_another_process_wait_until_it_is_released(tmp_path):
+    import socket
+    import threading
+
+    lock = tmp_path / results.LOCK
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # held by a live process
+    told, got = [], threading.Event()
+
+    def second():
+        with results.run_lock(tmp_path, poll_s=0.01, on_wait=told.append):
+            got.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not got.wait(0.3) and told == [lock]  # waiting, and said so once
+    lock.unlink()  # the holder finishes
+    assert got.wait(5)
+    thread.join()
+    assert not lock.exists()
