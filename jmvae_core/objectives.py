@@ -2,7 +2,7 @@
 
 Each returns a dict of batch-mean terms; "loss" is the quantity minimised. The same function
 serves one run (x (B, X), w (B, W), eps (B, D): scalar terms) and R stacked runs
-(batched.BatchedModel; x (R, B, X), w (R, B, W), eps (R, B, D): terms (R,)), since every
+(stacked.BatchedModel; x (R, B, X), w (R, B, W), eps (R, B, D): terms (R,)), since every
 batch mean is taken over dim -1 of the per-example values. `eps` is the standard-normal noise
 of the one Monte-Carlo sample per example (as the authors' code): the caller draws it
 (`draw_noise` for one run, batched_step.EpochInputs for stacked runs), so every training
