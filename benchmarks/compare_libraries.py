@@ -11,8 +11,9 @@ environment's python executing this same file as a worker (`--worker multivae|pi
 driver times, back to back in one invocation: (a) `jmvae_core.train.fit`, (b) the plain loop of
 `benchmarks/reference_loop.py`, (c) MultiVae's JMVAE with its own trainer, (d) a JMVAE written
 with pixyz's distribution/loss/model API and the loop of pixyz's examples. Every model has the
-architecture of SPEC §3 as closely as its library allows; what could not be matched is listed
-under "notes" in the output JSON. Epoch 1 includes one-off warm-up effects; read epoch 2.
+paper's MNIST architecture (as the authors' code builds it) as closely as its library allows;
+what could not be matched is listed under "notes" in the output JSON. Epoch 1 includes one-off
+warm-up effects; read epoch 2.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ MULTIVAE_NOTES = {
     "alpha": "JMVAEConfig(alpha=0.1, beta=1.0)",
     "variance": "encoders must return log-variance (log_covariance); ours return "
     "log(softplus(h)) so the distribution family is ours, at the cost of an extra log/exp",
-    "no_clipping": "BaseTrainer has no gradient clipping: the norm-5 and +-1 clips of SPEC §3 "
-    "are missing (cannot be set without rewriting its optimiser step)",
+    "no_clipping": "BaseTrainer has no gradient clipping: the norm-5 and +-1 clips of the "
+    "authors' code are missing (cannot be set without rewriting its optimiser step)",
     "adam": "Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-4) via optimizer_params; torch's "
     "default (foreach) Adam, not the fused kernel fit() uses",
     "loss_scale": "MultiVae sums over the batch then divides by the batch size: the same "

@@ -33,7 +33,7 @@ history.csv, TRAINED, checkpoint.pt with the final weights, metrics.json, arrays
 Nothing needs to survive between calls: a call that finishes writes everything; a second
 call on a machine that kept OUT_DIR skips DONE runs and evaluates TRAINED ones.
 With --checkpoint-every N the training state of all runs (about 37 MB per run) is also saved
-every N epochs to OUT_DIR/work/plan.pt and resumed from by a later call.
+every N epochs to OUT_DIR/state/plan.pt and resumed from by a later call.
 
 Needs torch and numpy only. tqdm (imported by jmvae_core) is installed by the .sh from carried
 wheels if missing, else replaced here by a silent stand-in; pandas is not needed.
@@ -290,7 +290,7 @@ def train(cfgs, data, device, mode, matmul, args, budget, report) -> list | None
             return True
         return False
 
-    checkpoint = args.out / "work" / "plan.pt" if args.checkpoint_every > 0 else None
+    checkpoint = args.out / "state" / "plan.pt" if args.checkpoint_every > 0 else None
     start = time.perf_counter()
     models, histories = fit_batched(
         cfgs, data, device, False, draws="epoch", step_mode=mode, matmul=matmul,

@@ -168,10 +168,10 @@ def test_time_budget_stop_says_how_far_and_resumes_exactly(script, tmp_path, mon
     assert stopped["train"]["epochs_done"] == 2
     assert "stopped after epoch 2 of 3" in stopped["train"]["stopped"]
     assert not stopped["complete"] and stopped["runs_done"] == 0
-    assert (out / "work" / "plan.pt").exists()
+    assert (out / "state" / "plan.pt").exists()
     resumed = script.main(["--out", str(out), *argv])
     assert resumed["complete"] and resumed["train"]["epochs_trained"] == 1
-    assert not (out / "work" / "plan.pt").exists()
+    assert not (out / "state" / "plan.pt").exists()
     (a,), (b,) = _runs_dir(tmp_path / "straight").iterdir(), _runs_dir(out).iterdir()
     strip = lambda f: [line.rsplit(",", 2)[0] for line in (f / "history.csv").read_text().split()]  # noqa: E731
     assert strip(a) == strip(b)  # every column but time_s and batch_runs
