@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -102,9 +103,12 @@ def check_run(folder: Path) -> str:
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.exists():
         try:
-            load_torch(checkpoint)
+            state = load_torch(checkpoint)
+            problem = None if isinstance(state, dict) and "model" in state else "has no weights"
         except Exception as error:  # truncated or garbage: torch/pickle raise many types
-            _redo(checkpoint, f"{checkpoint} cannot be loaded ({type(error).__name__})", "")
+            problem = f"cannot be loaded ({type(error).__name__})"
+        if problem is not None:
+            _redo(checkpoint, f"{checkpoint} {problem}", "")
     if (folder / "TRAINED").exists():
         problem = _trained_problem(folder)
         if problem is None:
@@ -130,11 +134,13 @@ def _trained_problem(folder: Path) -> str | None:
         return f"{folder / 'checkpoint.pt'} is missing"
     history = folder / "history.csv"
     try:
-        rows = history.read_text().strip().splitlines()
-    except OSError as error:
+        rows = list(csv.reader(history.read_text().strip().splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         return f"{history} is missing or unreadable ({type(error).__name__})"
-    if len(rows) < 2:
-        return f"{history} has no rows"
+    if len(rows) < 2 or "loss" not in rows[0]:
+        return f"{history} has no rows of loss terms"
+    if any(len(row) != len(rows[0]) for row in rows):
+        return f"{history} has rows cut short"
     return None
 
 

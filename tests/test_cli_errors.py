@@ -163,16 +163,23 @@ def test_a_damaged_metrics_file_behind_done_is_named_and_evaluated_again(
     assert results.check_run(folder) == "done"
 
 
-@pytest.mark.parametrize("damage", ["checkpoint gone", "history empty", "checkpoint truncated"])
+@pytest.mark.parametrize(
+    "damage",
+    ["checkpoint gone", "history empty", "history cut", "checkpoint truncated", "no weights"],
+)
 def test_a_damaged_trained_run_is_named_and_trained_again(finished, tmp_path, capsys, damage):
     folder, metrics = finished
     (folder / "DONE").unlink()  # trained, not evaluated: as after a stop during evaluation
-    named = {"checkpoint gone": "checkpoint.pt", "history empty": "history.csv",
-             "checkpoint truncated": "checkpoint.pt"}[damage]  # fmt: skip
+    named = "history.csv" if damage.startswith("history") else "checkpoint.pt"
     if damage == "checkpoint gone":
         (folder / "checkpoint.pt").unlink()
     elif damage == "history empty":
         (folder / "history.csv").write_text("")
+    elif damage == "history cut":
+        text = (folder / "history.csv").read_text()
+        (folder / "history.csv").write_text(text[: text.index("\n") + 12])  # inside row 1
+    elif damage == "no weights":
+        torch.save({"history": []}, folder / "checkpoint.pt")
     else:
         data = (folder / "checkpoint.pt").read_bytes()
         (folder / "checkpoint.pt").write_bytes(data[: len(data) // 3])
