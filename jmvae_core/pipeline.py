@@ -6,6 +6,7 @@ into the run's folder -> every result notebook executed in place -> jupyter-book
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -183,6 +184,23 @@ def default_jobs(device: str | None) -> int:
     return (os.cpu_count() or 1) if pick_device(device).type == "cpu" else 1
 
 
+def _restoring_environ(fn):
+    """`fn` with os.environ as it was afterwards: the variables a call sets for its notebook
+    kernels (results and CelebA folders, plan overrides, threads) do not outlive it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = dict(os.environ)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    return wrapper
+
+
+@_restoring_environ
 def reproduce(
     profile: str = "quick",
     device: str | None = None,

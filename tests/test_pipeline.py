@@ -129,11 +129,12 @@ def test_a_trial_is_consistent_and_leaves_the_committed_notebooks_alone(tmp_path
     """`reproduce --epochs 1`: the trial's runs, results folder and book, notebooks that find
     those runs (told the override), and the repository's notebooks untouched."""
     monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "results"))
-    monkeypatch.setenv(results.PLAN_ENV, "")  # restored after the test: reproduce sets it
     committed = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    environ = dict(os.environ)
     summary = pipeline.reproduce(
         "smoke", device="cpu", overrides={"epochs": 1}, build=False, progress=False
     )
+    assert dict(os.environ) == environ  # what the kernels were told does not outlive the call
     trial = tmp_path / "results" / "trials" / "mnist-epochs1"
     assert not summary.failed and len(summary.ran) == len(plan("smoke"))
     assert summary.notebooks == trial / "book" / "notebooks"
