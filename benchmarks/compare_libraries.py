@@ -72,7 +72,7 @@ PIXYZ_NOTES = {
     "turns back into clamped logits",
     "categorical": "pixyz's Categorical takes probs: p(w|z) outputs softmax(logits)",
     "optimiser": "Model(optimizer=Adam, lr=1e-3, eps=1e-4, clip_grad_norm=5, "
-    "clip_grad_value=1): the protocol of SPEC §3; torch's default (foreach) Adam",
+    "clip_grad_value=1): the protocol of book/model.md; torch's default (foreach) Adam",
 }
 
 

@@ -121,7 +121,7 @@ class _Trainer:
         self.gen = torch.Generator(device=device).manual_seed(self.cfg.train.seed)
 
     def epoch_seconds(self) -> float:
-        # the plain loop runs with PyTorch's default; fit() flushes subnormals (DESIGN.md)
+        # the plain loop runs with PyTorch's default; fit() flushes subnormals
         if self.device.type == "cpu":
             torch.set_flush_denormal(self.kind != "reference_loop")
         _sync(self.device)

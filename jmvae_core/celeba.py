@@ -1,4 +1,4 @@
-"""CelebA, or the drawn stand-in in the same layout, as standardised tensors (SPEC §7).
+"""CelebA, or the drawn stand-in in the same layout, as standardised tensors (book/celeba.md).
 
 `preprocess` reads the attribute list (and the official partition when asked), crops every
 listed image and caches the 64×64 crops in one `.npz` with a JSON manifest beside it. The
@@ -154,7 +154,7 @@ def _resize(crop: np.ndarray) -> np.ndarray:
 
 
 def haar_crops(image_rgb: np.ndarray) -> list[np.ndarray]:
-    """Every face passing `select_boxes`, as 64×64×3 uint8 (the authors' crop, SPEC §7)."""
+    """Every face passing `select_boxes`, as 64×64×3 uint8 (the authors' crop, book/celeba.md)."""
     import cv2
 
     grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
@@ -283,7 +283,7 @@ def preprocess(
     cache_dir=None,
     progress=True,
 ) -> Path:
-    """Crop every listed image once and cache the crops; return the `.npz` path (SPEC §7)."""
+    """Crop every listed image once and cache the crops; return the `.npz` path (book/celeba.md)."""
     _check_options(crop, split, test_fraction)
     folder = Path(data_dir)
     src = _source(folder, split, limit)
@@ -372,7 +372,7 @@ def load_celeba(
     progress=True,
     test_fraction=0.01,
 ) -> CelebA:
-    """Cached crops, standardised per pixel and channel over the whole set, split (SPEC §7)."""
+    """Cached crops, standardised per pixel and channel over the whole set, split."""
     path = preprocess(data_dir, crop, split, seed, test_fraction, limit, cache_dir, progress)
     with np.load(path, allow_pickle=False) as z:
         images, attributes, is_test = z["images"], z["attributes"], z["is_test"]

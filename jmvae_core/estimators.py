@@ -1,4 +1,4 @@
-"""Importance-sampled log-likelihoods of SPEC §4, vectorised over examples, chunked over k.
+"""Importance-sampled log-likelihoods of book/model.md, vectorised over examples, chunked over k.
 
 Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example (shape (B,),
 float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
@@ -37,7 +37,7 @@ ESTIMATORS = {
     },
 }
 
-# face images (SPEC §7): every estimator twice, with the plain sum over pixels and channels
+# face images (book/celeba.md): every estimator twice, with the plain sum over pixels and channels
 # ("marginal", ...) and with the code's channel average ("marginal_channel_mean", ...)
 _CHANNEL_MEAN = {"px": "px_cm", "px_w": "px_w_cm"}
 
@@ -95,7 +95,7 @@ def _is_image_model(model) -> bool:
 
 
 def spec_of(model) -> dict:
-    """The estimator table of a model: SPEC §4 for MNIST, both conventions for face images."""
+    """The estimator table of a model: book/model.md for MNIST, both conventions for face images."""
     table = IMAGE_ESTIMATORS if _is_image_model(model) else ESTIMATORS
     return table[model.cfg.variant]
 
@@ -118,7 +118,7 @@ def _cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, model, device) -> str:
-    """The precision ("fp32" or "bf16") of the estimators' decoders (DESIGN.md, Speed).
+    """The precision ("fp32" or "bf16") of the estimators' decoders (Performance chapter).
 
     "auto" is "bf16" for the MNIST MLPs on a CPU that multiplies bfloat16 natively (AVX-512
     BF16 or AMX) and "fp32" otherwise: on CUDA (not yet measured there; the GPU study script
@@ -202,7 +202,7 @@ def log_p_w(
 
 
 def available(variant: str, image: bool = False) -> tuple[str, ...]:
-    """Names of the estimators that apply to a variant (SPEC §4; `image`: SPEC §7)."""
+    """Names of the estimators that apply to a variant (book/model.md; `image`: book/celeba.md)."""
     return tuple((IMAGE_ESTIMATORS if image else ESTIMATORS)[variant])
 
 
@@ -211,7 +211,7 @@ def estimate(
     model, x, w, names=None, k=1000, n_prior=5000, generator=None, max_rows=4096,
     precision="fp32",
 ):  # fmt: skip
-    """Per-example log-likelihood estimates of SPEC §4: x (B, X), w (B, W) -> {name: (B,)}.
+    """Per-example log-likelihood estimates of book/model.md: x (B, X), w (B, W) -> {name: (B,)}.
 
     `names` defaults to every estimator of the model's variant; an unknown name is an error.
     `precision` ("fp32"/"bf16"/"auto") applies to the decoders (resolve_precision).
@@ -252,7 +252,7 @@ def evaluate(
     model, x, w, names=None, k=1000, n_prior=5000, seed=0, batch_size=None, progress=True,
     max_rows=None, precision="fp32",
 ):  # fmt: skip
-    """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (SPEC §4).
+    """Run `estimate` over a whole test set in batches: -> {name: np.ndarray (N,)} (book/model.md).
 
     `batch_size` (examples) and `max_rows` (decoder rows per chunk) default to 250 and 4096 on
     a CPU, which suit its caches, and to 1000 and 262144 on an accelerator, which wants work.

@@ -1,4 +1,4 @@
-"""Tables and figures of the face chapter (SPEC §5-7): Table 2, attributes, coherence, claim 4.
+"""Tables and figures of the face chapter (book/celeba.md): Table 2, attributes, coherence, claim 4.
 
 Pure functions of the runs returned by `results.load_runs(profile, dataset=...)`.
 """
@@ -37,14 +37,14 @@ DATASET_NOTES = {
 
 
 def by_variant(runs: list[dict]) -> dict[str, dict]:
-    """{variant: run} in the order of SPEC §7; one run per variant is expected."""
+    """{variant: run} in the order of book/celeba.md; one run per variant is expected."""
     found = {r["variant"]: r for r in runs}
     return {v: found[v] for v in IMAGE_VARIANTS if v in found}
 
 
 def table2(runs: list[dict]) -> pd.DataFrame:
     """Every estimator of every variant in both image conventions: 'mean ± sem' strings, with
-    '—' where an estimator does not apply; the paper's column is not available (SPEC §4)."""
+    '—' where an estimator does not apply; the paper's column is not available (book/model.md)."""
     rows = {}
     for variant, run in by_variant(runs).items():
         row = {}
@@ -90,7 +90,7 @@ def coherence_table(runs: list[dict]) -> pd.DataFrame:
 
 
 def claim4(runs: list[dict]) -> pd.DataFrame:
-    """SPEC §5 claim 4 by a fixed rule: JMVAE-GAN's log p(x) (q(z|x,w), plain sum) beats
+    """the book's claims claim 4 by a fixed rule: JMVAE-GAN's log p(x) (q(z|x,w), plain sum) beats
     VAE-GAN's and its log p(x|w) beats CVAE-GAN's and CMMA-GAN's, for each JMVAE GAN form."""
     runs_by = by_variant(runs)
 

@@ -1,4 +1,4 @@
-"""Face-image data for a run, and what the CelebA chapter shows of a trained model (SPEC §6-7).
+"""Face-image data for a run, and what the CelebA chapter shows of a trained model (book/celeba.md).
 
 Reconstructions from q(z|x) and q(z|x,w), faces generated from attribute vectors (the average
 face per attribute), attribute editing (z from q(z|x,w') with one attribute flipped), and
@@ -20,7 +20,7 @@ from .conv import IMAGE_SHAPE
 from .data import data_dir
 
 CELEBA_ENV = "JMVAE_CELEBA_DIR"
-# SPEC §6: attributes edited in the figures (those present in the data are used)
+# the book's figures: attributes edited in the figures (those present in the data are used)
 EDIT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Bangs", "Blond_Hair", "Mustache")
 N_SHOWN = 8  # test faces in the reconstruction figure
 N_EDITED = 4  # test faces in the editing figure
@@ -39,7 +39,7 @@ def standin_dir(cfg: RunConfig) -> Path:
 
 
 def load_faces(cfg: RunConfig, device="cpu", progress: bool = True):
-    """The run's face data (SPEC §7): the stand-in (generated on first use) or real CelebA."""
+    """The run's face data: the stand-in (generated on first use) or real CelebA."""
     from . import celeba, standin
 
     d = cfg.data

@@ -1,4 +1,4 @@
-"""The GAN training step of SPEC §7: three Adam updates per batch.
+"""The GAN training step of book/celeba.md: three Adam updates per batch.
 
 (1) the encoders (and p(w|z)) on the variant's VAE-family loss; (2) the image decoder on
 -log p(x|z_q) - log D(G(z_p)) - log D(G(z_q)); (3) the discriminator on

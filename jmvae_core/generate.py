@@ -1,4 +1,4 @@
-"""Arrays the paper's figures need (SPEC §6): latent means, label->image grids, joint samples.
+"""Arrays the paper's figures need: latent means, label->image grids, joint samples.
 
 Images are returned as Bernoulli means in [0, 1] (the decoders' output, as the paper shows);
 callers store them as uint8 to keep committed results small.

@@ -1,4 +1,4 @@
-"""The paper's MNIST models (SPEC §2-3): networks only, no losses inside.
+"""The paper's MNIST models (book/model.md): networks only, no losses inside.
 
 Every encoder returns (mean, variance) of a diagonal Gaussian; decoders expose `log_prob`.
 """
@@ -67,13 +67,13 @@ class JMVAE(nn.Module):
         self.q_z_w = GaussianMLP(cfg.w_dim, cfg.hidden, cfg.latent_dim) if unimodal else None
 
     def infer_from_x(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Single-input inference: q(z|x) (JMVAE-kl) or q(z|x,0) (JMVAE-zero, SPEC §2)."""
+        """Single-input inference: q(z|x) (JMVAE-kl) or q(z|x,0) (JMVAE-zero, book/model.md)."""
         if self.q_z_x is not None:
             return self.q_z_x(x)
         return self.q_z_xw(x, x.new_zeros(x.shape[0], self.cfg.w_dim))
 
     def infer_from_w(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Single-input inference: q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, SPEC §2)."""
+        """Single-input inference: q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, book/model.md)."""
         if self.q_z_w is not None:
             return self.q_z_w(w)
         return self.q_z_xw(w.new_zeros(w.shape[0], self.cfg.x_dim), w)
@@ -91,7 +91,7 @@ MODEL_BUILDERS = {
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Instantiate the variant named in `cfg` with Glorot-uniform weights and zero biases.
 
-    A config with a conv `width` is a face-image model (SPEC §7, jmvae_core.conv).
+    A config with a conv `width` is a face-image model (book/celeba.md, jmvae_core.conv).
     """
     if cfg.width is not None:
         from .conv import build_face_model

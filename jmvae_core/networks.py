@@ -1,4 +1,4 @@
-"""MLP building blocks of SPEC §3 that return distribution parameters, and their log-densities.
+"""MLP building blocks (book/model.md) returning distribution parameters, and their log-densities.
 
 Shapes: `z` may carry leading sample dimensions, `(..., B, D)`; data tensors are `(B, X)` and
 broadcast against them. Log-densities are summed over the event dimension, giving `(..., B)`.
@@ -16,7 +16,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def glorot_(module: nn.Module) -> nn.Module:
-    """Lasagne's default initialisation: Glorot-uniform weights, zero biases (SPEC §3)."""
+    """Lasagne's default initialisation: Glorot-uniform weights, zero biases (book/model.md)."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.xavier_uniform_(m.weight)

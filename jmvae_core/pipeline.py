@@ -114,7 +114,7 @@ def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> Non
 
 def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
     folder = results.run_dir(profile, cfg.run_id)
-    if results.check_run(folder) == "done":
+    if results.finished(folder):  # read-only: repairs happen under the lock
         return "cached"
     with results.run_lock(folder, on_wait=_tell_waiting):  # another process may be making it
         state = results.check_run(folder)

@@ -1,4 +1,4 @@
-"""Pure functions: arrays and tables -> matplotlib Figures for the paper's figures (SPEC §6)."""
+"""Pure functions: arrays and tables -> matplotlib Figures for the paper's figures."""
 
 from __future__ import annotations
 

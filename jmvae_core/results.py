@@ -1,4 +1,4 @@
-"""The only module that knows result paths: run folders, atomic writes, DONE markers (DESIGN.md)."""
+"""The only module that knows result paths: run folders, atomic writes, DONE markers."""
 
 from __future__ import annotations
 
@@ -82,10 +82,19 @@ def load_torch(path: Path, device="cpu"):
 
 
 def is_done(folder: Path) -> bool:
-    return (Path(folder) / "DONE").exists()
+    return (Path(folder) / DONE).exists()
 
 
 RUN_KEYS = ("run_id", "variant", "estimators")  # what every finished run's metrics.json has
+DONE, TRAINED, CHECKPOINT = "DONE", "TRAINED", "checkpoint.pt"  # a run folder's markers
+
+
+def finished(folder: Path) -> bool:
+    """DONE over a readable metrics.json of this run: a read-only check (check_run repairs)."""
+    folder = Path(folder)
+    return (folder / DONE).exists() and _metrics_problem(
+        folder / "metrics.json", folder.name
+    ) is None
 
 
 def check_run(folder: Path) -> str:
@@ -95,12 +104,12 @@ def check_run(folder: Path) -> str:
     unloadable checkpoint, each with a message on stderr naming the file, so that the work
     they stood for is done again instead of crashing a reader."""
     folder = Path(folder)
-    if (folder / "DONE").exists():
+    if (folder / DONE).exists():
         problem = _metrics_problem(folder / "metrics.json", folder.name)
         if problem is None:
             return "done"
-        _redo(folder / "DONE", problem, "evaluated again")
-    checkpoint = folder / "checkpoint.pt"
+        _redo(folder / DONE, problem, "evaluated again")
+    checkpoint = folder / CHECKPOINT
     if checkpoint.exists():
         try:
             state = load_torch(checkpoint)
@@ -109,11 +118,11 @@ def check_run(folder: Path) -> str:
             problem = f"cannot be loaded ({type(error).__name__})"
         if problem is not None:
             _redo(checkpoint, f"{checkpoint} {problem}", "")
-    if (folder / "TRAINED").exists():
+    if (folder / TRAINED).exists():
         problem = _trained_problem(folder)
         if problem is None:
             return "trained"
-        _redo(folder / "TRAINED", problem, "trained again")
+        _redo(folder / TRAINED, problem, "trained again")
     return "new"
 
 
@@ -130,8 +139,8 @@ def _metrics_problem(path: Path, run_id: str) -> str | None:
 
 
 def _trained_problem(folder: Path) -> str | None:
-    if not (folder / "checkpoint.pt").exists():
-        return f"{folder / 'checkpoint.pt'} is missing"
+    if not (folder / CHECKPOINT).exists():
+        return f"{folder / CHECKPOINT} is missing"
     history = folder / "history.csv"
     try:
         rows = list(csv.reader(history.read_text().strip().splitlines()))
@@ -223,7 +232,7 @@ def _take_over(lock: Path) -> None:
 
 def mark_done(folder: Path) -> None:
     """Written last: a folder without DONE is an unfinished run, never a result."""
-    write_text(Path(folder) / "DONE", "done\n")
+    write_text(Path(folder) / DONE, "done\n")
 
 
 def git_commit() -> str:

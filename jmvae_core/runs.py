@@ -22,7 +22,7 @@ from .generate import coherence, figure_arrays
 from .models import build_model
 from .train import CHECKPOINT, fit, pick_device
 
-TRAINED = "TRAINED"
+TRAINED = results.TRAINED
 # "fp32", "bf16" or "auto" (default): the estimators' decoder precision (resolve_precision)
 PRECISION_ENV = "JMVAE_ESTIMATOR_PRECISION"
 
@@ -152,7 +152,7 @@ def _accuracy(model, data, seed: int) -> dict:
 
 
 def _face_results(cfg, profile, model, data, folder, metrics, root, progress) -> dict:
-    """Attribute estimation, coherence (stand-in) and figure arrays of a face run (SPEC §6-7).
+    """Attribute estimation, coherence (stand-in) and figure arrays of a face run (book/celeba.md).
 
     Writes attributes.csv / coherence.csv into the run folder and their means into `metrics`.
     """
@@ -189,7 +189,7 @@ def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None,
     A run already marked DONE is read back, not recomputed; an interrupted one resumes.
     """
     folder = results.run_dir(profile, cfg.run_id, root)
-    if results.check_run(folder) == "done":
+    if results.finished(folder):
         return results.read_json(folder / "metrics.json")
     with results.run_lock(folder):  # a concurrent `reproduce` or `run` shares the work
         if results.check_run(folder) != "done":

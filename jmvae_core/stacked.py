@@ -19,7 +19,7 @@ PER_RUN_FIELDS = {("model", "alpha"), ("train", "seed")}
 
 
 class _BatchedAffine(torch.autograd.Function):
-    """h (R, B, in), weight (R, out, in), bias (R, 1, out) -> (R, B, out) (SPEC §3 layers).
+    """h (R, B, in), weight (R, out, in), bias (R, 1, out) -> (R, B, out) (book/model.md layers).
 
     Run by run, the very matmuls of nn.Linear's autograd (x W^T + b; g W; g^T x; batch sum of g).
     Autograd of baddbmm would form the weight gradient as (x^T g)^T, which rounds differently
@@ -90,7 +90,7 @@ class BatchedModel(nn.Module):
         self.register_buffer("alpha", torch.tensor([c.alpha for c in cfgs]))
 
     def infer_from_x(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x) (VAE, JMVAE-kl) or q(z|x,0) (JMVAE-zero, SPEC §2): (R, B, X) -> 2 x (R, B, D)."""
+        """q(z|x) (VAE, JMVAE-kl) or q(z|x,0) (JMVAE-zero): (R, B, X) -> 2 x (R, B, D)."""
         if self.cfg.variant in ("cvae", "cmma"):
             raise AttributeError(f"{self.cfg.variant} has no single-input inference")
         if getattr(self, "q_z_x", None) is not None:
@@ -98,7 +98,7 @@ class BatchedModel(nn.Module):
         return self.q_z_xw(x, x.new_zeros(*x.shape[:-1], self.cfg.w_dim))
 
     def infer_from_w(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, SPEC §2): (R, B, W) -> 2 x (R, B, D)."""
+        """q(z|w) (JMVAE-kl) or q(z|0,w) (JMVAE-zero, book/model.md): (R, B, W) -> 2 x (R, B, D)."""
         if not self.cfg.variant.startswith("jmvae"):
             raise AttributeError(f"{self.cfg.variant} has no inference from w alone")
         if self.q_z_w is not None:
@@ -107,7 +107,7 @@ class BatchedModel(nn.Module):
 
 
 def stack_models(models: list[nn.Module]) -> BatchedModel:
-    """Copy R single-run models (SPEC §3 architecture) into one BatchedModel on their device."""
+    """Copy R single-run models (book/model.md) into one BatchedModel on their device."""
     batched = BatchedModel([m.cfg for m in models])
     singles = [dict(m.named_parameters()) for m in models]
     with torch.no_grad():

@@ -1,6 +1,6 @@
-"""A drawn stand-in for CelebA, generated here from a seed, in CelebA's own file layout (SPEC §7).
+"""A drawn stand-in for CelebA, generated here from a seed, in CelebA's own file layout.
 
-CelebA cannot be downloaded in this environment (SPEC §7), so the pipeline runs on cartoon
+CelebA cannot be downloaded in this environment (book/celeba.md), so the pipeline runs on cartoon
 faces that carry a subset of CelebA's attributes under CelebA's spelling. `write_standin` lays
 them out exactly like the real folder (`img_align_celeba/000001.jpg`, `list_attr_celeba.txt`,
 `list_eval_partition.txt`), so `jmvae_core.celeba` reads both with the same code. Every drawn
@@ -305,7 +305,7 @@ def _write_lists(root: Path, attributes: np.ndarray, names: list[str]) -> None:
 
 
 def write_standin(root: Path, n: int = 12000, seed: int = 0, progress: bool = True) -> Path:
-    """Write n stand-in faces in CelebA's layout under `root`; return `root` (SPEC §7).
+    """Write n stand-in faces in CelebA's layout under `root`; return `root` (book/celeba.md).
 
     Same (n, seed) gives byte-identical files. Nothing is rewritten when the truth file already
     records this (n, seed, version); it is written last, so an interrupted run is redone.

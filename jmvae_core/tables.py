@@ -1,4 +1,4 @@
-"""Pure functions: run metrics -> DataFrames for the paper's tables and the claims (SPEC §4-5)."""
+"""Pure functions: run metrics -> DataFrames for the paper's tables and the claims."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ VARIANT_LABELS = {
 }
 NOT_AVAILABLE = "not available"
 
-# The only number of the paper's Table 1 that its text gives (SPEC §4).
+# The only number of the paper's Table 1 that its text gives (book/model.md).
 PAPER = {
     ("jmvae_kl", 0.1, "marginal"): -86.86,
 }
@@ -154,7 +154,7 @@ def _verdict(strong: bool, weak: bool) -> str:
 
 
 def claims(runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
-    """Each claim of SPEC §5 with the evidence from these runs and a verdict from fixed rules."""
+    """Each claim of the paper with the evidence from these runs and a verdict from fixed rules."""
     s = summary(runs)
     rows = []
     vae = _get(s, "vae", "marginal")

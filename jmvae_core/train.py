@@ -1,4 +1,4 @@
-"""fit(): the training loop of SPEC §3 with warm-up, clipping, checkpoints and exact resume."""
+"""fit(): the training loop (book/model.md) with warm-up, clipping, checkpoints and exact resume."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .gan import gan_step, parameter_groups
 from .models import build_model
 from .objectives import OBJECTIVES, draw_noise
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = results.CHECKPOINT
 
 
 class TrainingDiverged(FloatingPointError):
@@ -62,7 +62,7 @@ def check_device(device: str | torch.device | None) -> torch.device:
 
 
 def warmup_scales(tc: TrainConfig, epoch: int) -> tuple[float, float]:
-    """(beta, alpha_scale) for a 0-based epoch: linear from 1/E_w to 1 over E_w epochs (SPEC §3)."""
+    """(beta, alpha_scale) for a 0-based epoch: linear from 1/E_w to 1 over E_w epochs."""
     beta = 1.0 if tc.warmup_epochs == 0 else min(1.0, (epoch + 1) / tc.warmup_epochs)
     return beta, (beta if tc.warmup_alpha else 1.0)
 
@@ -76,7 +76,7 @@ def clip_gradients(params: list[torch.Tensor], tc: TrainConfig) -> None:
 
 
 def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Adam]:
-    """One Adam over every parameter; for a GAN variant one per update of SPEC §7."""
+    """One Adam over every parameter; for a GAN variant one per update of book/celeba.md."""
     # the fused kernel runs Adam's update in one pass per tensor (the same algorithm)
     fused = device.type in ("cpu", "cuda") or None
     groups = parameter_groups(model) if model.cfg.variant.endswith("_gan") else None
@@ -88,7 +88,7 @@ def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Ada
 
 
 def autocast(tc: TrainConfig, device: torch.device):
-    """bfloat16 matmuls for TrainConfig.precision "bf16" (DESIGN.md, Speed), else nothing.
+    """bfloat16 matmuls for TrainConfig.precision "bf16", else nothing.
 
     Autocast runs matmuls and linear layers in bfloat16 and keeps reductions, softplus and
     log-softmax in float32; the weights, their gradients and Adam stay float32.
@@ -153,7 +153,7 @@ def fit(
     device = pick_device(device)
     if device.type == "cpu":
         # Adam's moments fill with subnormal floats after an epoch and slow every step;
-        # flushing them to zero changes results only below float32 noise (DESIGN.md, Speed).
+        # flushing them to zero changes results only below float32 noise.
         torch.set_flush_denormal(True)
     tc = cfg.train
     torch.manual_seed(tc.seed)  # initial weights: drawn on the CPU, identical on every device
