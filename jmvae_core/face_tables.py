@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import plots
 from .config import IMAGE_VARIANTS
+from .plots import _chars, _wrap
 
 LABELS = {
     "vae_gan": "VAE-GAN",
@@ -44,19 +45,22 @@ def by_variant(runs: list[dict]) -> dict[str, dict]:
 
 def table2(runs: list[dict]) -> pd.DataFrame:
     """Every estimator of every variant in both image conventions: 'mean ± sem' strings, with
-    '—' where an estimator does not apply; the paper's column is not available (book/model.md)."""
+    '—' where an estimator does not apply; the paper's column is not available (book/model.md).
+
+    Long layout, narrow enough for the page: one row per (estimate, variant), the variants of
+    one estimate together, and one column per convention plus the paper's."""
     rows = {}
-    for variant, run in by_variant(runs).items():
-        row = {}
-        for suffix, convention in CONVENTIONS.items():
-            for name, label in COLUMNS.items():
+    for name, label in COLUMNS.items():
+        for variant, run in by_variant(runs).items():
+            row = {}
+            for suffix, convention in CONVENTIONS.items():
                 est = run["estimators"].get(name + suffix)
-                cell = f"{est['mean']:.1f} ± {est['sem']:.1f}" if est else "—"
-                row[(convention, label)] = cell
-        rows[LABELS[variant]] = row
+                row[convention] = f"{est['mean']:.1f} ± {est['sem']:.1f}" if est else "—"
+            row["paper (Table 2)"] = "not available"
+            rows[(label, LABELS[variant])] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    table[("paper (Table 2)", "any cell")] = "not available"
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["estimate, proposal", "model"])
+    table.columns.name = "convention"
     return table
 
 
@@ -72,26 +76,44 @@ def _per_run_tables(runs: list[dict], filename: str, columns: list[str]) -> dict
 
 def attribute_table(runs: list[dict]) -> pd.DataFrame:
     """Per-attribute accuracy and AUC of attributes estimated from images, one column pair per
-    variant that has p(w|z) (from each run's attributes.csv), and the test positive rate."""
+    variant that has p(w|z) (from each run's attributes.csv), and the test positive rate;
+    rounded to 3 decimals, indexed by attribute."""
     parts = _per_run_tables(runs, "attributes.csv", ["accuracy", "auc", "positive_rate"])
     if not parts:
         return pd.DataFrame()
     rate = next(iter(parts.values()))["positive_rate"]
     table = pd.concat({k: v[["accuracy", "auc"]] for k, v in parts.items()}, axis=1)
     table[("test set", "positive rate")] = rate
-    return table
+    table.columns = table.columns.set_levels(
+        table.columns.levels[1].str.replace("auc", "AUC"), level=1
+    )
+    table.columns.names = ["model", "measure"]
+    return table.round(3)
 
 
 def coherence_table(runs: list[dict]) -> pd.DataFrame:
     """Per-attribute coherence of attribute -> face generation and its chance baseline, one
-    column pair per variant that generates from attributes (each run's coherence.csv)."""
+    column per variant that generates from attributes (each run's coherence.csv).
+
+    Narrow layout: rows (attribute, 'coherence' or 'chance'), columns the variants (LABELS);
+    rounded to 3 decimals. `coherence_plot` draws one column."""
     parts = _per_run_tables(runs, "coherence.csv", ["coherence", "chance"])
-    return pd.concat(parts, axis=1) if parts else pd.DataFrame()
+    if not parts:
+        return pd.DataFrame()
+    wide = pd.concat(parts, axis=1)  # columns (variant, measure)
+    table = wide.stack(level=1, future_stack=True)  # rows (attribute, measure)
+    table = table.reindex(
+        pd.MultiIndex.from_product([wide.index, ["coherence", "chance"]]), columns=list(parts)
+    )
+    table.index.names = ["attribute", "measure"]
+    table.columns.name = "model"
+    return table.round(3)
 
 
 def claim4(runs: list[dict]) -> pd.DataFrame:
     """the book's claims claim 4 by a fixed rule: JMVAE-GAN's log p(x) (q(z|x,w), plain sum) beats
-    VAE-GAN's and its log p(x|w) beats CVAE-GAN's and CMMA-GAN's, for each JMVAE GAN form."""
+    VAE-GAN's and its log p(x|w) beats CVAE-GAN's and CMMA-GAN's, for each JMVAE GAN form.
+    Indexed by (JMVAE form, against)."""
     runs_by = by_variant(runs)
 
     def est(variant, name):
@@ -108,41 +130,79 @@ def claim4(runs: list[dict]) -> pd.DataFrame:
                 "JMVAE": round(ours, 1), "baseline": round(theirs, 1),
                 "JMVAE better": bool(ours > theirs) if np.isfinite(ours - theirs) else None,
             })  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index(["JMVAE form", "against"])
 
 
-def face_grid(images: np.ndarray, ncols: int, title: str, col_labels=None, row_labels=None):
-    """Faces (N, 64, 64, 3) uint8 laid out row by row, `ncols` per row."""
+def _label(text) -> str:
+    """A label for the page: attribute names with spaces instead of underscores."""
+    return str(text).replace("_", " ")
+
+
+@plots.styled
+def face_grid(
+    images: np.ndarray, ncols: int, title: str, col_labels=None, row_labels=None,
+    *, max_cols: int = 8,
+):  # fmt: skip
+    """Faces (N, 64, 64, 3) uint8 laid out row by row, `ncols` per row, with column labels on
+    top (wrapped to the face width) and row labels at the left (horizontal).
+
+    About 11-12 in wide at 100 dpi (faces 1.1 in); more than `max_cols` columns are split
+    into bands of at most `max_cols` (e.g. 16 attributes: two bands of 8, each with its column
+    labels and the row labels again), so that faces and labels stay legible on the page."""
     n = images.shape[0]
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.05 * ncols + 0.4, 1.1 * nrows + 0.5), squeeze=False
-    )
-    for i, ax in enumerate(axes.flat):
+    bands = int(np.ceil(ncols / max_cols))
+    per = int(np.ceil(ncols / bands))
+    label_w = 2.1 if row_labels is not None else 0.2
+    face = min(1.1, (plots.WIDE - label_w) / per)
+    col_text = [_wrap(_label(c), _chars(face, 13)) for c in col_labels or []]
+    head = 0.25 + 0.22 * max((t.count("\n") + 1 for t in col_text), default=0)
+    width = max(6.5, label_w + per * face + 0.3)
+    height = bands * (nrows * face * 1.04 + head) + 0.7
+    fig, axes = plots._figure(width, height, nrows=bands * nrows, ncols=per, squeeze=False)
+    used = set()
+    for i in range(nrows * ncols):
+        r, c = divmod(i, ncols)
+        band, cc = divmod(c, per)
+        ax = axes[band * nrows + r, cc]
+        used.add((band * nrows + r, cc))
         ax.set_xticks([])
         ax.set_yticks([])
         if i < n:
             ax.imshow(images[i])
         else:
             ax.axis("off")
-        if col_labels is not None and i < ncols:
-            ax.set_title(col_labels[i], fontsize=7)
-        if row_labels is not None and i % ncols == 0:
-            ax.set_ylabel(row_labels[i // ncols], fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        if col_labels is not None and r == 0:
+            ax.set_title(col_text[c], fontsize=13)
+        if row_labels is not None and cc == 0:
+            ax.set_ylabel(
+                _wrap(row_labels[r], _chars(label_w - 0.1, 13)), rotation=0, ha="right",
+                va="center", fontsize=13, labelpad=8,
+            )  # fmt: skip
+    for (row, col), ax in np.ndenumerate(axes):
+        if (row, col) not in used:
+            fig.delaxes(ax)
+    fig.suptitle(_wrap(title, _chars(width, 15)))
     return fig
 
 
+@plots.styled
 def coherence_plot(table: pd.DataFrame, variant_label: str, title: str):
-    """Per-attribute coherence of one variant against its chance baseline (bars)."""
-    df = table[variant_label]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    """Per-attribute coherence of one variant against its chance baseline (bars); `table` is
+    coherence_table's (rows (attribute, measure), columns variants)."""
+    column = table[variant_label]
+    if isinstance(column, pd.Series):  # coherence_table's layout
+        attributes = list(dict.fromkeys(column.index.get_level_values(0)))
+        df = column.unstack().reindex(attributes)
+    else:  # columns (variant, measure)
+        df = column
+    fig, ax = plots._figure(plots.WIDE, 5.2)
     x = np.arange(len(df))
     ax.bar(x - 0.2, df["coherence"], width=0.4, label="generated faces")
     ax.bar(x + 0.2, df["chance"], width=0.4, label="chance (permuted requests)", color="0.7")
-    ax.set_xticks(x, df.index, rotation=60, ha="right", fontsize=7)
-    ax.set(ylim=(0, 1), ylabel="judge agrees with request", title=title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_xticks(x, [_label(a) for a in df.index], rotation=45, ha="right", rotation_mode="anchor")
+    ax.set(ylim=(0, 1), ylabel="judge agrees with request", xlabel="requested attribute")
+    ax.set_title(_wrap(title, _chars(plots.WIDE, 15)))
+    fig.legend(loc="outside lower center", ncol=2, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
     return fig

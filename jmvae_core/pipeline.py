@@ -34,7 +34,7 @@ RESULT_NOTEBOOKS = (
     "performance", "status",
 )  # fmt: skip
 FACE_NOTEBOOKS = ("celeba", "status")  # the face chapter reads one dataset: a parameter
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book", "notebooks")
 
 
 class NotebookFailed(RuntimeError):
@@ -99,10 +99,33 @@ def execute(
     relative_paths(output, cwd, inputs)
 
 
+VISIBILITY_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell", "show-input"}
+
+
+def results_first(nb) -> None:
+    """The book shows results, not code: the default parameters cell is removed, the injected
+    one (the values this execution used) is collapsed, and every other code cell shows only
+    its output, unless a cell carries its own visibility tag (e.g. `show-input`)."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        if VISIBILITY_TAGS & set(tags):
+            continue
+        if "parameters" in tags:
+            tags.append("remove-cell")
+        elif "injected-parameters" in tags:
+            tags.append("hide-input")
+        else:
+            tags.append("remove-input")
+
+
 def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> None:
     """Store papermill's input/output paths relative to `base` (no machine paths in results),
-    and, for result notebooks, the key of the inputs they were executed on."""
+    and, for result notebooks, the key of the inputs they were executed on; tag the cells for
+    a results-first page (results_first)."""
     nb = nbformat.read(notebook, as_version=4)
+    results_first(nb)
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if meta.get(key) and os.path.isabs(meta[key]):
