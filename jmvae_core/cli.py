@@ -165,8 +165,8 @@ def _command(args) -> int:
     check_mnist_sizes(cfg)  # settings against the data and the device, before any file
     device = check_device(args.device)
     metrics = run_one(cfg, args.profile, device=device, root=args.results_dir)
-    keys = ("run_id", "estimators", "accuracy", "wall_time_s")
-    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    keys = ("run_id", "estimators", "accuracy", "judged_coherence", "wall_time_s")
+    print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2))
     return 0
 
 

@@ -334,15 +334,23 @@ ALPHAS = (0.01, 0.1, 1.0)  # book/model.md: the paper's exact set is open
 LATENT2_VARIANTS = ("vae", "cvae", "jmvae_zero", "jmvae_kl")  # the 2-D latent figures
 LATENT2_ALPHA = 0.1
 PROFILE_SEEDS = {"smoke": (1,), "quick": (1,), "paper": (1, 2, 3, 4, 5)}
+# JMVAE-kl (alpha 0.1) trained longer, on the quick profile only: log p(x) against epochs at
+# the profile's k, and at the paper's k = 1000 and N = 5000 for the headline comparison
+CONVERGENCE_RUNS = {
+    "smoke": (),
+    "quick": ({"epochs": 20}, {"epochs": 20, "k": 1000, "n_prior": 5000}),
+    "paper": (),
+}
 
 
 IMAGE_ALPHA = 0.1  # book/celeba.md
 
 
-def plan(profile: str, dataset: str = "mnist", **overrides) -> list[RunConfig]:
+def plan(profile: str, dataset: str = "mnist", longer: bool = True, **overrides) -> list[RunConfig]:
     """Every run a profile needs. MNIST: each variant (JMVAE-kl for every alpha) and seed at
-    latent 64, plus one seed of the 2-D latent runs. Faces: each variant of book/celeba.md at alpha
-    0.1, seed 1. `overrides` apply to every run (e.g. epochs=1)."""
+    latent 64, plus one seed of the 2-D latent runs, plus (`longer`) the profile's
+    CONVERGENCE_RUNS. Faces: each variant of book/celeba.md at alpha 0.1, seed 1. `overrides`
+    apply to every run (e.g. epochs=1) and leave the longer runs out."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
     if dataset in IMAGE_DATASETS:
@@ -362,6 +370,11 @@ def plan(profile: str, dataset: str = "mnist", **overrides) -> list[RunConfig]:
         runs.append(
             make_config(profile, variant=variant, alpha=alpha, latent_dim=2, seed=1, **overrides)
         )
+    extra = CONVERGENCE_RUNS[profile] if longer and not overrides else ()  # a trial: own epochs
+    for settings in extra:
+        cfg = make_config(profile, variant="jmvae_kl", alpha=LATENT2_ALPHA, seed=1, **settings)
+        if cfg.run_id not in {r.run_id for r in runs}:
+            runs.append(cfg)
     return runs
 
 

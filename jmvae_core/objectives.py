@@ -1,4 +1,4 @@
-"""Training objectives as pure functions of (model, batch, noise) (the book's protocol, §2-3).
+"""Training objectives as pure functions of (model, batch, noise) (book/model.md, Protocol).
 
 Each returns a dict of batch-mean terms; "loss" is the quantity minimised. The same function
 serves one run (x (B, X), w (B, W), eps (B, D): scalar terms) and R stacked runs
@@ -62,7 +62,7 @@ def cvae_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
 def cmma_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
     """CMMA: -E_q(z|x,w) log p(x|z) + beta [KL(q || p(z|w)) + KL(q || N(0, I))].
 
-    The second KL is the authors' addition (the book's protocol, §2); `cmma_prior_kl=False`
+    The second KL is the authors' addition (book/model.md, Protocol); `cmma_prior_kl=False`
     drops it.
     """
     mu, var = model.q_z_xw(x, w)

@@ -87,6 +87,7 @@ def is_done(folder: Path) -> bool:
 
 RUN_KEYS = ("run_id", "variant", "estimators")  # what every finished run's metrics.json has
 DONE, TRAINED, CHECKPOINT = "DONE", "TRAINED", "checkpoint.pt"  # a run folder's markers
+PER_IMAGE = "per_image.npz"  # every estimator's estimate for every test image (float32)
 
 
 def finished(folder: Path) -> bool:
@@ -236,12 +237,13 @@ def mark_done(folder: Path) -> None:
 
 
 def git_commit() -> str:
-    """Short commit, '-dirty' if jmvae_core has uncommitted changes; 'unknown' outside git."""
+    """The full commit hash, '-dirty' if jmvae_core has uncommitted changes; 'unknown' outside
+    git."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        commit = run("rev-parse", "--short", "HEAD")
+        commit = run("rev-parse", "HEAD")
         dirty = run("status", "--porcelain", "--untracked-files=no", "--", "jmvae_core")
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -266,17 +268,23 @@ def provenance(device: torch.device) -> dict:
 
 
 def load_runs(
-    profile: str, root: Path | None = None, planned_only: bool = True, dataset: str = "mnist"
-) -> list[dict]:
+    profile: str, root: Path | None = None, planned_only: bool = True, dataset: str = "mnist",
+    longer: bool = False,
+) -> list[dict]:  # fmt: skip
     """metrics.json of the finished (DONE) runs of a profile, with its folder under 'path'.
 
     By default only the runs of the profile's plan are returned, so an extra run made by hand
-    (e.g. `jmvae run --epochs 40`) never slips into a table. Unfinished folders are skipped:
-    a crashed run is never read as a result.
+    (e.g. `jmvae run --epochs 40`) never slips into a table; the plan's longer-trained runs
+    (config.CONVERGENCE_RUNS) only with `longer`, so that tables over seeds never mix them in.
+    Unfinished folders are skipped: a crashed run is never read as a result.
     """
     base = Path(root if root is not None else results_root()) / profile / "runs"
     overrides = plan_overrides()  # a trial's notebooks look for the trial's runs
-    wanted = {cfg.run_id for cfg in plan(profile, dataset, **overrides)} if planned_only else None
+    wanted = (
+        {cfg.run_id for cfg in plan(profile, dataset, longer, **overrides)}
+        if planned_only
+        else None
+    )
     runs = []
     for folder in sorted(base.glob("*/")):
         if (wanted is None or folder.name in wanted) and check_run(folder) == "done":
@@ -300,6 +308,23 @@ def load_arrays(run: dict) -> dict:
     """The figure arrays (arrays.npz) of a run returned by load_runs."""
     with np.load(Path(run["path"]) / "arrays.npz") as npz:
         return dict(npz)
+
+
+def load_history(run: dict):
+    """The per-epoch training history (history.csv) of a run returned by load_runs."""
+    import pandas as pd
+
+    return pd.read_csv(Path(run["path"]) / "history.csv")
+
+
+def load_per_image(run: dict) -> dict | None:
+    """The per-image estimates of a run returned by load_runs, {estimator: (N,) float64}, or
+    None for a run made before they were stored."""
+    path = Path(run["path"]) / PER_IMAGE
+    if not path.exists():
+        return None
+    with np.load(path) as npz:
+        return {k: npz[k].astype(np.float64) for k in npz.files}
 
 
 def load_benchmark(name: str) -> tuple[dict, dict]:

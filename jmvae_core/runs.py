@@ -18,7 +18,7 @@ import torch
 from . import estimators, results
 from .config import RunConfig
 from .data import load_mnist
-from .generate import coherence, figure_arrays
+from .generate import coherence, figure_arrays, label_to_image
 from .models import build_model
 from .train import CHECKPOINT, fit, pick_device
 
@@ -134,8 +134,12 @@ def write_evaluation(
     }
     if cfg.dataset == "mnist":
         arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
+        arrays |= _judged_coherence(cfg, profile, model, metrics, device, root, progress)
     else:
         arrays = _face_results(cfg, profile, model, data, folder, metrics, root, progress)
+    # every estimate of every test image, so that two runs can be compared image by image
+    per_image = {name: np.asarray(v, dtype=np.float32) for name, v in values.items()}
+    results.atomic_write_bytes(folder / results.PER_IMAGE, _npz_bytes(per_image))
     results.atomic_write_bytes(folder / "arrays.npz", _npz_bytes(arrays))
     results.write_json(folder / "metrics.json", metrics)
     results.mark_done(folder)
@@ -149,6 +153,26 @@ def _accuracy(model, data, seed: int) -> dict:
     acc = estimators.label_accuracy(model, data.x_test, data.w_test)
     generator = torch.Generator(device=data.x_test.device).manual_seed(seed + 1)
     return {**acc, "w_to_x_coherence": coherence(model, generator)}
+
+
+def _judged_coherence(cfg, profile, model, metrics, device, root, progress) -> dict:
+    """Label -> image coherence read by the independent digit judge (digit_judge), for every
+    model that generates from a label; its record goes into `metrics`, per-digit rates into the
+    returned arrays."""
+    from . import digit_judge
+
+    generator = torch.Generator(device=device).manual_seed(cfg.eval.eval_seed + 3)
+    images = label_to_image(model, generator, digit_judge.N_PER_DIGIT)
+    if images is None:
+        return {}
+    judge, record = digit_judge.load_or_train(profile, cfg.train.n_train, device, root, progress)
+    found = digit_judge.coherence(images, judge)
+    metrics["judged_coherence"] = {
+        **{k: v for k, v in found.items() if k != "per_digit"},
+        "judge_accuracy": record["test_accuracy"],
+        "judge": digit_judge.judge_dir(profile, cfg.train.n_train, root).name,
+    }
+    return {"judged_coherence_per_digit": found["per_digit"].astype(np.float32)}
 
 
 def _face_results(cfg, profile, model, data, folder, metrics, root, progress) -> dict:

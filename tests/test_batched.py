@@ -88,7 +88,8 @@ def test_vae_matches_fit_and_a_wrong_seed_does_not(mnist_small):
 
 
 def test_paper_width_matches_fit(mnist_small):
-    """The SPEC §3 architecture (hidden 512, latent 64), R = 3 JMVAE-kl, 2 epochs = 20 steps."""
+    """The MNIST architecture of book/model.md (hidden 512, latent 64), R = 3 JMVAE-kl,
+    2 epochs = 20 steps."""
     _check(_cfgs("jmvae_kl", KL_RUNS, 2), mnist_small)
 
 

@@ -1,4 +1,4 @@
-"""CelebA files, crops, cache and standardisation (SPEC §7), on a small drawn stand-in."""
+"""CelebA files, crops, cache and standardisation (book/celeba.md), on a small drawn stand-in."""
 
 import hashlib
 import json

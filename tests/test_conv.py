@@ -1,4 +1,4 @@
-"""Face-image models of SPEC §7: shapes, Gaussian log-densities, the GAN's three updates."""
+"""Face-image models of book/celeba.md: shapes, Gaussian log-densities, the GAN's three updates."""
 
 import math
 from dataclasses import dataclass

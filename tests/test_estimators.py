@@ -1,4 +1,5 @@
-"""Every estimator of SPEC §4 against the closed-form likelihoods of a linear-Gaussian model."""
+"""Every estimator of book/model.md against the closed-form likelihoods of a linear-Gaussian
+model."""
 
 import math
 
@@ -183,7 +184,7 @@ def test_precision_choice_and_its_errors(monkeypatch):
 
 
 def test_bf16_decoders_move_every_estimate_by_far_less_than_a_tenth_of_a_nat(mnist_small):
-    """A trained model, the same draws: bfloat16 decoder matmuls vs float32 (SPEC §4).
+    """A trained model, the same draws: bfloat16 decoder matmuls vs float32 (book/model.md).
 
     Measured on every variant (benchmarks/estimator_precision.py: 3 epochs, 500 test images,
     k=1000): mean shifts within 0.002 nats except JMVAE-zero's pseudo-conditional, +0.052 +-

@@ -1,5 +1,5 @@
 """The face half end to end (smoke profile): the stand-in through papermill, and the CelebA
-path started on a fixture in CelebA's file layout (SPEC §7)."""
+path started on a fixture in CelebA's file layout (book/celeba.md)."""
 
 import json
 import subprocess

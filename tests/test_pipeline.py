@@ -57,6 +57,21 @@ def test_every_run_is_done_and_every_page_built(smoke):
     assert "smoke profile" in (html / "notebooks" / "table1.html").read_text()
 
 
+def test_every_run_stores_its_per_image_estimates_and_judged_coherence(smoke):
+    for run in results.load_runs("smoke"):
+        per_image = results.load_per_image(run)
+        assert set(per_image) == set(run["estimators"])
+        for name, values in per_image.items():
+            est = run["estimators"][name]
+            assert len(values) == est["n_test"]
+            assert values.mean() == pytest.approx(est["mean"], abs=1e-4)
+        judged = run.get("judged_coherence")
+        assert (judged is None) == (run["variant"] == "vae"), run["run_id"]
+        if judged is not None:
+            assert judged["n"] == 10000 and 0.0 <= judged["coherence"] <= 1.0
+            assert judged["judge"].startswith("digit-judge-")
+
+
 def test_the_interrupted_run_resumed_from_its_checkpoint(smoke):
     _, _, cfg = smoke
     nb = nbformat.read(results.run_dir("smoke", cfg.run_id) / "train.ipynb", as_version=4)
