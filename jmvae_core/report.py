@@ -685,14 +685,15 @@ def claim4_table(runs: list[dict]) -> pd.DataFrame:
 
 
 def claim4_verdict(runs: list[dict], banner: str | None = None) -> str:
-    """Supported (all comparisons), partly supported (some) or not supported, and on which
-    data where `banner` names them."""
-    claim = ft.claim4(runs)
-    better = int(claim["JMVAE better"].fillna(False).astype(bool).sum())
-    verdict = (
-        "supported" if better == len(claim) else "partly supported" if better else "not supported"
-    )
-    result = f"{verdict} ({better} of {len(claim)} comparisons)"
+    """From face_tables.claim4's comparisons, each decided by two standard errors: supported
+    if JMVAE is better in all, not supported if it is worse in any, partly supported if it is
+    better in some and the rest are not resolved, else not resolved; and on which data where
+    `banner` names them."""
+    calls = ft.claim4(runs)["JMVAE better"].tolist()
+    yes, no = calls.count("yes"), calls.count("no")
+    verdict = ("supported" if yes == len(calls) else "not supported" if no
+               else "partly supported" if yes else "not resolved")  # fmt: skip
+    result = f"{verdict} ({yes} of {len(calls)} comparisons better by 2 SE, {no} worse)"
     return f"{result} on: {banner}" if banner else result
 
 

@@ -87,7 +87,7 @@ def difference(runs, a: tuple, b: tuple, est_a: str, est_b=None, sd=None, latent
             diffs.append(ea["mean"] - eb["mean"])
             ses.append(math.hypot(ea["sem"], eb["sem"]))
             paired = False
-    n = ra[seeds[0]]["estimators"][est_a]["n_test"]
+    n = ra[seeds[0]]["estimators"][est_a].get("n_test")
     se_images = math.sqrt(sum(e**2 for e in ses)) / len(seeds)
     if len(seeds) >= 3:  # the spread of the per-seed differences holds both noises
         se = float(np.std(diffs, ddof=1) / math.sqrt(len(seeds)))

@@ -292,7 +292,8 @@ def _face_runs(tmp_path):
             for j, n in enumerate(names)
             for suffix in ("", "_channel_mean")
         }
-        runs.append({"variant": variant, "estimators": estimators, "path": str(folder)})
+        runs.append({"variant": variant, "estimators": estimators, "path": str(folder),
+                     "alpha": None, "seed": 1, "latent_dim": 128, "test_hash": "h"})  # fmt: skip
         if variant != "vae_gan":
             pd.DataFrame(
                 {"attribute": attrs, "coherence": [0.9, 0.71234, 0.6], "chance": [0.5, 0.5, 0.4]}
@@ -344,5 +345,9 @@ def test_attribute_table_and_claim4_have_meaningful_indexes(tmp_path):
     claim = ft.claim4(runs)
     assert not isinstance(claim.index, pd.RangeIndex)
     assert claim.index.names == ["JMVAE form", "against"]
-    assert {"estimate", "JMVAE", "baseline", "JMVAE better"} <= set(claim.columns)
+    assert {"estimate", "JMVAE", "baseline", "Δ ± SE", "JMVAE better"} <= set(claim.columns)
     assert len(claim) == 6
+    # JMVAE-kl-GAN vs VAE-GAN: -13020 - (-13000) = -20 nats, SE hypot(45.678, 45.678)
+    row = claim.loc[("JMVAE-kl-GAN", "VAE-GAN")]
+    assert row["Δ ± SE"] == "-20.0 ± 64.6" and row["JMVAE better"] == "not resolved"
+    assert claim.loc[("JMVAE-GAN (zero)", "VAE-GAN"), "JMVAE better"] == "not available"
