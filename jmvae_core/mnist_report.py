@@ -61,6 +61,7 @@ def judge_values(runs: list[dict]) -> dict:
     return {
         "accuracy": f"{judged[0]['judge_accuracy']:.4f}" if judged else "not available",
         "kl": coherence(GENERATORS["kl"]),
+        "zero": coherence(GENERATORS["zero"]),
         "cvae": coherence(GENERATORS["cvae"]),
         "cmma": coherence(GENERATORS["cmma"]),
     }

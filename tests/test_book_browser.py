@@ -110,7 +110,8 @@ def test_every_page_renders_without_broken_images_or_tracebacks(site, browser):
 def _visible(browser, selector: str) -> int:
     return browser.execute_script(
         "return Array.from(document.querySelectorAll(arguments[0]))"
-        ".filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0).length",
+        ".filter(e => e.checkVisibility({visibilityProperty: true, opacityProperty: true}))"
+        ".length",
         selector,
     )
 
