@@ -315,6 +315,17 @@ def library_notes_table(speed: dict) -> pd.DataFrame:
     return table
 
 
+def library_notes_markdown(speed: dict):
+    """library_notes_table as a MyST list (long sentences read badly in a table cell)."""
+    from IPython.display import Markdown
+
+    items = [
+        f"- **{lib}**{' (' + aspect + ')' if aspect else ''}: {text}"
+        for (lib, aspect), text in library_notes_table(speed)["difference"].items()
+    ]
+    return Markdown("\n".join(items))
+
+
 def batched_table(speed: dict) -> pd.DataFrame:
     """R runs trained as one stacked computation: time per epoch, peak share and memory."""
     rows = {

@@ -66,8 +66,13 @@ def _order(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(_r=df["variant"].map(rank)).sort_values(["_r", "alpha"]).drop(columns="_r")
 
 
-def table1(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
-    """Table 1 of the study: rows = models, columns = estimators, 'mean ± spread' strings.
+BOTH_INPUTS = ["joint", "marginal", "conditional"]  # proposal q(z|x,w)
+SINGLE_INPUT = ["pseudo_marginal", "pseudo_conditional"]  # proposals q(z|x), q(z|w)
+
+
+def table1(runs: list[dict], latent_dim: int = 64, estimators=None) -> pd.DataFrame:
+    """Table 1 of the study: rows = models, columns = estimators (all, or `estimators`, e.g.
+    BOTH_INPUTS), 'mean ± spread' strings. Models without any of them are left out.
 
     The spread is the sd over seeds when there are several, else the test-set standard error.
     """
@@ -79,8 +84,8 @@ def table1(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
     )
     wide = s.pivot(index="model", columns="estimator", values="cell")
     models = list(dict.fromkeys(s["model"]))
-    cols = [c for c in ESTIMATOR_ORDER if c in wide.columns]
-    wide = wide.loc[models, cols].fillna("—")
+    cols = [c for c in estimators or ESTIMATOR_ORDER if c in wide.columns]
+    wide = wide.loc[models, cols].dropna(how="all").fillna("—")
     return wide.rename(columns=ESTIMATOR_LABELS)
 
 

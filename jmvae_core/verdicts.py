@@ -218,16 +218,24 @@ def _alpha(runs, variant) -> float:
     return next(r["alpha"] or 0.0 for r in runs if r["variant"] == variant)
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """The claims table as the landing page shows it: each claim and its verdict."""
-    return table[["verdict"]]
+def markdown(table: pd.DataFrame) -> str:
+    """The claims table as MyST text: per claim its verdict, the evidence and the rule."""
+    items = []
+    for claim, row in table.iterrows():
+        number, text = claim.split(". ", 1)
+        items.append(
+            f"{number}. **{text}** — verdict: **{row['verdict']}**\n"
+            f"   - *Evidence:* {row['evidence']}\n   - *Rule:* {row['rule']}"
+        )
+    return "\n".join(items)
 
 
 def glue_verdicts(table: pd.DataFrame) -> None:
-    """Glue each verdict as claim<N>_verdict and the compact table as claims_summary, for the
+    """Glue each verdict as claim<N>_verdict and the claims as MyST text (claims_md), for the
     pages that cite them (myst-nb; call inside an executing notebook)."""
+    from IPython.display import Markdown
     from myst_nb import glue
 
     for i, verdict in enumerate(table["verdict"], start=1):
         glue(f"claim{i}_verdict", verdict, display=False)
-    glue("claims_summary", summary(table), display=False)
+    glue("claims_md", Markdown(markdown(table)), display=False)
