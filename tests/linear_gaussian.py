@@ -64,6 +64,23 @@ class LinearGaussian:
         var = (1.0 / precision).expand(batch, 3)
         return eta * var, var.clone()
 
+    def likelihood_factor(self, x=None, w=None):
+        """The Gaussian in z proportional to p(x|z) (given x) or p(w|z) (given w): (B, 3) each.
+
+        A product-of-experts posterior whose experts are these factors and the prior expert is
+        the exact posterior. A dimension the modality says nothing about (w: the third) has
+        precision 0: variance infinity, mean 0.
+        """
+        data, weight, bias, noise = (
+            (x, self.A, self.b, self.sx2) if x is not None else (w, self.C, self.c, self.sw2)
+        )
+        precision = (weight**2).sum(0) / noise
+        informative = precision > 0
+        safe = torch.where(informative, precision, torch.ones_like(precision))
+        mean = torch.where(informative, (data - bias) @ weight / noise / safe, 0.0)
+        var = torch.where(informative, 1.0 / safe, torch.full_like(safe, float("inf")))
+        return mean, var.expand_as(mean).clone()
+
     def sample(self, n: int, seed: int = 1):
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, 3, generator=g, dtype=DT)
