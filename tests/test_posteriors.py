@@ -10,7 +10,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 from jmvae_core.estimators import estimate
 from jmvae_core.posteriors import Gaussian, Mixture, product_of_experts
 
-from .linear_gaussian import LinearGaussian
+from .linear_gaussian import LinearGaussian, mean_error_in_standard_errors
 
 DT = torch.float64
 
@@ -133,16 +133,6 @@ def mixture_of_unimodal_posteriors(model):
     """q(z|x,w) := (p(z|x) + p(z|w)) / 2, an exact MMVAE's joint posterior: valid, not exact."""
     model.q_z_xw = lambda x, w: Mixture([model.posterior(x, None), model.posterior(None, w)])
     return model
-
-
-def mean_error_in_standard_errors(model, name, target, n=400, k=200, seed=4):
-    """(mean error over n examples) / (its standard error) of one estimator against the exact
-    value `target` ("joint", "marginal", "conditional")."""
-    x, w = model.sample(n)
-    est = estimate(model, x, w, [name], k=k, n_prior=20_000, generator=_gen(seed))[name]
-    err = (est - model.exact(x, w)[target]).numpy()
-    assert err.std() > 1e-4  # the proposal really is imperfect
-    return err.mean() / (err.std(ddof=1) / math.sqrt(len(err)))
 
 
 @pytest.mark.parametrize("name", ["joint", "marginal", "conditional"])

@@ -1,0 +1,130 @@
+"""JMVAE's successors (config.SUCCESSORS): their objectives, their estimators on the exact
+linear-Gaussian model, and their runs through the study's trainer and evaluation."""
+
+import importlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from jmvae_core import estimators, generate, posteriors
+from jmvae_core.config import SUCCESSORS, ConfigError, ModelConfig, make_config
+from jmvae_core.models import build_model
+from jmvae_core.networks import kl_normal
+from jmvae_core.objectives import OBJECTIVES
+from jmvae_core.stacked import stack_models
+from jmvae_core.train import fit
+
+from .linear_gaussian import as_variant, exact_error, mean_error_in_standard_errors
+
+D = 64  # the study's latent size
+
+
+def _module(variant):
+    return importlib.import_module(f"jmvae_core.variants.{variant}")
+
+
+def _batch(b=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.bernoulli(torch.rand(b, 784, generator=g), generator=g)
+    w = F.one_hot(torch.randint(0, 10, (b,), generator=g), 10).float()
+    return x, w
+
+
+# --- every successor through the study's harness ------------------------------------------
+
+
+@pytest.fixture(scope="module", params=SUCCESSORS)
+def trained(request, mnist_small):
+    """(variant, model, history): 3 smoke epochs on 1,000 genuine MNIST images."""
+    cfg = make_config("smoke", variant=request.param, epochs=3, n_train=1000)
+    model, history = fit(cfg, mnist_small, progress=False)
+    return request.param, model, history
+
+
+def test_short_training_lowers_the_loss(trained):
+    variant, _, history = trained
+    assert history[-1]["loss"] < history[0]["loss"] - 5.0, [h["loss"] for h in history]
+
+
+def test_evaluation_gives_every_estimator_and_both_directions(trained, mnist_small):
+    variant, model, _ = trained
+    x, w = mnist_small.x_test[:60], mnist_small.w_test[:60]
+    values = estimators.evaluate(model, x, w, k=6, n_prior=50, progress=False, precision="auto")
+    assert set(values) == set(estimators.available(variant))
+    for name, v in values.items():
+        s = estimators.summarize(v)
+        assert -800 < s["mean"] < 0, (name, s)
+    assert values["joint"].mean() < values["marginal"].mean()  # log p(x,w) < log p(x)
+    # bfloat16 was not measured for these models: "auto" keeps the decoders in float32
+    assert estimators.resolve_precision("auto", model, "cpu") == "fp32"
+    arrays = generate.figure_arrays(model, x, w, seed=1)
+    assert arrays["label_to_image"].shape == (10, generate.N_PER_LABEL, 784)
+    assert arrays["joint_images"].shape == (generate.N_JOINT, 784)
+    accuracy = estimators.label_accuracy(model, x, w)
+    assert set(accuracy) == {"w_from_x", "w_from_xw"}
+    assert 0 <= generate.coherence(model, torch.Generator().manual_seed(2), n=5) <= 1
+
+
+@pytest.mark.parametrize("variant", SUCCESSORS)
+def test_run_ids_and_batched_training(variant):
+    cfg = make_config("quick", variant=variant, alpha=0.5)
+    assert cfg.model.alpha == 0.0 and cfg.run_id.startswith(f"{variant}-z64-s1-")
+    with pytest.raises(ConfigError, match=f"train {variant} with train.fit"):
+        stack_models([build_model(cfg.model)])
+
+
+# --- MVAE ------------------------------------------------------------------------------------
+
+
+def test_mvae_objective_is_the_sum_of_its_three_elbos():
+    model = build_model(ModelConfig(variant="mvae"))
+    x, w = _batch()
+    eps = torch.randn(8, 3 * D, generator=torch.Generator().manual_seed(3))
+    terms = OBJECTIVES["mvae"](model, x, w, eps, beta=0.5)
+    e_x, e_w = model.expert_x(x), model.expert_w(w)
+    total = 0.0
+    for i, (experts, mods) in enumerate([([e_x, e_w], "xw"), ([e_x], "x"), ([e_w], "w")]):
+        # the product of Gaussian experts, written out: precisions add
+        precision = 1.0 + sum(1.0 / v for _, v in experts)
+        mu = sum(m / v for m, v in experts) / precision
+        z = mu + precision.rsqrt() * eps[:, i * D : (i + 1) * D]
+        rec = model.p_x_z.log_prob(x, z) if "x" in mods else 0.0
+        rec = rec + (model.p_w_z.log_prob(w, z) if "w" in mods else 0.0)
+        total = total + rec - 0.5 * kl_normal(mu, 1.0 / precision)
+    torch.testing.assert_close(terms["loss"], -total.mean(), rtol=0, atol=1e-3)
+
+
+def _mvae():
+    """MVAE on the linear-Gaussian model; its experts are the likelihood factors, so that
+    each product with the prior expert is the exact posterior."""
+    model = as_variant("mvae")
+    model.expert_x = lambda x: model.likelihood_factor(x=x)
+    model.expert_w = lambda w: model.likelihood_factor(w=w)
+    return model
+
+
+def _poe_without_prior_precision(experts, prior=True):
+    """A deliberate error: the prior expert's precision is left out of the precision sum."""
+    return posteriors.product_of_experts(experts, prior=False)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["poe", "broken_poe"])
+@pytest.mark.parametrize(("name", "target"), [("joint", "joint"), ("pseudo_marginal", "marginal")])
+def test_mvae_estimators_with_the_poe_posterior_are_exact(name, target, broken, monkeypatch):
+    """q(z|x,w) and q(z|x) are the exact posteriors of their targets: every importance weight
+    is the likelihood, whatever k. An error in the PoE's precision sum breaks this."""
+    if broken:
+        monkeypatch.setattr(_module("mvae"), "product_of_experts", _poe_without_prior_precision)
+    error = exact_error(_mvae(), name, target)
+    assert (error > 1e-3) if broken else (error < 1e-9), error
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("marginal", "marginal"), ("conditional", "conditional"),
+     ("pseudo_conditional", "conditional")],
+)  # fmt: skip
+def test_mvae_inexact_proposals_are_within_their_standard_error(name, target):
+    t = mean_error_in_standard_errors(_mvae(), name, target)
+    assert abs(t) < 3, t
