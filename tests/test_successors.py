@@ -2,6 +2,7 @@
 linear-Gaussian model, and their runs through the study's trainer and evaluation."""
 
 import importlib
+import math
 
 import pytest
 import torch
@@ -128,3 +129,88 @@ def test_mvae_estimators_with_the_poe_posterior_are_exact(name, target, broken, 
 def test_mvae_inexact_proposals_are_within_their_standard_error(name, target):
     t = mean_error_in_standard_errors(_mvae(), name, target)
     assert abs(t) < 3, t
+
+
+# --- MMVAE -----------------------------------------------------------------------------------
+
+
+def _mmvae_parts(model, x, w, eps, k):
+    """The log-weights (2, K, B) written out, with q(z|x,w)'s parameters held fixed."""
+    experts = [model.q_z_x(x), model.q_z_w(w)]
+    noise = eps.view(eps.shape[0], 2, k, D).permute(1, 2, 0, 3)
+    z = torch.stack([mu + var.sqrt() * noise[m] for m, (mu, var) in enumerate(experts)])
+    fixed = posteriors.Mixture([(mu.detach(), var.detach()) for mu, var in experts])
+    log_w = (
+        model.p_x_z.log_prob(x.expand(2, k, *x.shape), z)
+        + model.p_w_z.log_prob(w, z)
+        + posteriors.Gaussian(torch.zeros_like(z), torch.ones_like(z)).log_prob(z)
+        - fixed.log_prob(z)
+    )
+    return log_w
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_mmvae_loss_is_the_stratified_bound_with_dreg_gradients(k):
+    """Value: -(1/2) sum_m logmeanexp_k log-weight. Gradients (Tucker et al. 2019): decoders
+    sum_k w~_k grad log-weight_k; encoders, through the draws only, sum_k w~_k^2 grad."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant="mmvae", hidden=32, latent_dim=D)).double()
+    x, w = (t.double() for t in _batch())
+    eps = torch.randn(8, 2 * k * D, generator=torch.Generator().manual_seed(1), dtype=torch.double)
+    loss = _module("mmvae").mmvae_loss(model, x, w, eps, k=k)["loss"]
+    log_w = _mmvae_parts(model, x, w, eps, k)
+    bound = (torch.logsumexp(log_w, 1) - math.log(k)).mean(0).mean()
+    torch.testing.assert_close(loss, -bound, rtol=0, atol=1e-9)
+
+    loss.backward()
+    ours = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    weight = torch.softmax(log_w, 1).detach()
+    decoders = [p for n, p in model.named_parameters() if n.startswith("p_")]
+    encoders = [p for n, p in model.named_parameters() if n.startswith("q_")]
+    grad_dec = torch.autograd.grad(-bound, decoders, retain_graph=True)
+    grad_enc = torch.autograd.grad(-(weight**2 * log_w).sum(1).mean(0).mean(), encoders)
+    names = [n for n, _ in model.named_parameters()]
+    dec_names = [n for n in names if n.startswith("p_")]
+    enc_names = [n for n in names if n.startswith("q_")]
+    for name, g in [*zip(dec_names, grad_dec, strict=True), *zip(enc_names, grad_enc, strict=True)]:
+        torch.testing.assert_close(ours[name], g, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def _mmvae(joint_for=None):
+    """MMVAE on the linear-Gaussian model with the exact unimodal posteriors as encoders; with
+    `joint_for` = (x, w), both encoders return the exact p(z|x,w) of those data instead."""
+    model = as_variant("mmvae")
+    if joint_for is None:
+        model.q_z_x = lambda x: model.posterior(x, None)
+        model.q_z_w = lambda w: model.posterior(None, w)
+    else:
+        model.q_z_x = lambda x: model.posterior(x, joint_for[1])
+        model.q_z_w = lambda w: model.posterior(joint_for[0], w)
+    return model
+
+
+def test_mmvae_estimators_exact_where_the_proposal_is_the_posterior():
+    assert exact_error(_mmvae(), "pseudo_marginal", "marginal") < 1e-9  # q(z|x) = p(z|x)
+    model = _mmvae()
+    x, w = model.sample(64)  # the data exact_error draws
+    # a mixture of two copies of the exact p(z|x,w): stratified draws, exact joint
+    assert exact_error(_mmvae(joint_for=(x, w)), "joint", "joint", k=6) < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("joint", "joint"), ("marginal", "marginal"), ("conditional", "conditional"),
+     ("pseudo_conditional", "conditional")],
+)  # fmt: skip
+def test_mmvae_mixture_proposal_is_within_its_standard_error(name, target):
+    t = mean_error_in_standard_errors(_mmvae(), name, target)
+    assert abs(t) < 3, t
+
+
+def test_mmvae_wrong_mixture_weights_fail_the_standard_error_check(monkeypatch):
+    """A deliberate error: the mixture's density weighs q(z|x) 0.8 and q(z|w) 0.2 while the
+    draws are stratified half and half."""
+    monkeypatch.setattr(posteriors.Mixture, "log_weights", lambda self: [-0.2231, -1.6094])
+    t = mean_error_in_standard_errors(_mmvae(), "joint", "joint")
+    assert abs(t) > 3, t
