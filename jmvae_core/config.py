@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
 # the models that followed JMVAE, each one file jmvae_core/variants/<name>.py (registry.py);
 # they join no profile's plan() but only successors_plan()
-SUCCESSORS: tuple[str, ...] = ("mvae", "mmvae")
+SUCCESSORS: tuple[str, ...] = ("mvae", "mmvae", "mopoe")
 MNIST_VARIANTS = (*VARIANTS, *SUCCESSORS)
 # the face-image variants of book/celeba.md: convolutional nets, the GAN forms and non-GAN JMVAE-kl
 IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl")

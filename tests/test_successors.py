@@ -214,3 +214,75 @@ def test_mmvae_wrong_mixture_weights_fail_the_standard_error_check(monkeypatch):
     monkeypatch.setattr(posteriors.Mixture, "log_weights", lambda self: [-0.2231, -1.6094])
     t = mean_error_in_standard_errors(_mmvae(), "joint", "joint")
     assert abs(t) > 3, t
+
+
+# --- MoPoE -----------------------------------------------------------------------------------
+
+
+def test_mopoe_objective_is_the_mean_of_the_subsets_elbos():
+    """Reconstruction under the mixture, one draw per subset; KL: the subsets' KLs averaged."""
+    model = build_model(ModelConfig(variant="mopoe"))
+    x, w = _batch()
+    eps = torch.randn(8, 3 * D, generator=torch.Generator().manual_seed(3))
+    terms = OBJECTIVES["mopoe"](model, x, w, eps, beta=0.5)
+    (mu_x, var_x), (mu_w, var_w) = model.q_z_x(x), model.q_z_w(w)
+    precision = 1.0 + 1.0 / var_x + 1.0 / var_w  # the full subset: with the prior expert
+    subsets = [(mu_x, var_x), (mu_w, var_w), ((mu_x / var_x + mu_w / var_w) / precision,
+                                              1.0 / precision)]  # fmt: skip
+    elbos = []
+    for i, (mu, var) in enumerate(subsets):
+        z = mu + var.sqrt() * eps[:, i * D : (i + 1) * D]
+        rec = model.p_x_z.log_prob(x, z) + model.p_w_z.log_prob(w, z)
+        elbos.append(rec - 0.5 * kl_normal(mu, var))
+    torch.testing.assert_close(terms["loss"], -(sum(elbos) / 3).mean(), rtol=0, atol=1e-3)
+
+
+def _mopoe(factors=False):
+    """MoPoE on the linear-Gaussian model: encoders the exact unimodal posteriors, or (with
+    `factors`) the likelihood factors, which make its {x,w} subset's PoE the exact p(z|x,w)
+    (but not a proposal: w's factor is flat in the third dimension)."""
+    model = as_variant("mopoe")
+    if factors:
+        model.q_z_x = lambda x: model.likelihood_factor(x=x)
+        model.q_z_w = lambda w: model.likelihood_factor(w=w)
+    else:
+        model.q_z_x = lambda x: model.posterior(x, None)
+        model.q_z_w = lambda w: model.posterior(None, w)
+    return model
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["poe", "broken_poe"])
+def test_mopoe_full_subset_is_the_exact_posterior(broken, monkeypatch):
+    """The mixture stays a valid proposal whatever its components, so an error in the PoE's
+    precision sum cannot bias its estimates: it is caught here, on the component itself (and
+    by MVAE's exact estimators, which share product_of_experts)."""
+    if broken:
+        monkeypatch.setattr(_module("mopoe"), "product_of_experts", _poe_without_prior_precision)
+    model = _mopoe(factors=True)
+    x, w = model.sample(64)
+    full = _module("mopoe").subset_posteriors(model, x, w)[2]
+    exact = torch.stack(model.posterior(x, w))
+    error = float((torch.stack(tuple(full)) - exact).abs().max())
+    assert (error > 1e-3) if broken else (error < 1e-12), error
+
+
+def test_mopoe_single_input_marginal_is_exact():
+    assert exact_error(_mopoe(), "pseudo_marginal", "marginal") < 1e-9  # q(z|{x}) = p(z|x)
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("joint", "joint"), ("marginal", "marginal"), ("conditional", "conditional"),
+     ("pseudo_conditional", "conditional")],
+)  # fmt: skip
+def test_mopoe_mixture_proposal_is_within_its_standard_error(name, target):
+    t = mean_error_in_standard_errors(_mopoe(), name, target)
+    assert abs(t) < 3, t
+
+
+def test_mopoe_wrong_mixture_weights_fail_the_standard_error_check(monkeypatch):
+    """A deliberate error: the density weighs the subsets 0.6 / 0.2 / 0.2 while the draws are
+    stratified in thirds."""
+    monkeypatch.setattr(posteriors.Mixture, "log_weights", lambda self: [-0.5108, -1.6094, -1.6094])
+    t = mean_error_in_standard_errors(_mopoe(), "joint", "joint")
+    assert abs(t) > 3, t
