@@ -11,9 +11,9 @@ from pathlib import Path
 
 from .config import (
     DATASETS,
+    MNIST_VARIANTS,
     PROFILES,
     TRAIN_PRECISIONS,
-    VARIANTS,
     ConfigError,
     config_from_params,
 )
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", parents=[common], help="train and evaluate one variant; print its metrics"
     )
-    run.add_argument("--variant", required=True, help=f"one of: {', '.join(VARIANTS)}")
+    run.add_argument("--variant", required=True, help=f"one of: {', '.join(MNIST_VARIANTS)}")
     run.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES)}")
     run.add_argument("--alpha", type=float)
     run.add_argument("--latent-dim", type=int)

@@ -9,9 +9,13 @@ import math
 from dataclasses import dataclass, field
 
 VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
+# the models that followed JMVAE, each one file jmvae_core/variants/<name>.py (registry.py);
+# they join no profile's plan() but only successors_plan()
+SUCCESSORS: tuple[str, ...] = ("mvae", "mmvae", "mopoe")
+MNIST_VARIANTS = (*VARIANTS, *SUCCESSORS)
 # the face-image variants of book/celeba.md: convolutional nets, the GAN forms and non-GAN JMVAE-kl
 IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl")
-ALL_VARIANTS = (*VARIANTS, *IMAGE_VARIANTS[:-1])
+ALL_VARIANTS = (*MNIST_VARIANTS, *IMAGE_VARIANTS[:-1])
 DATASETS = ("mnist", "standin", "celeba")
 IMAGE_DATASETS = ("standin", "celeba")
 IMAGE_LL = ("channel_mean", "sum")
@@ -163,7 +167,7 @@ class RunConfig:
                 f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}"
             )
         image = self.dataset in IMAGE_DATASETS
-        allowed = IMAGE_VARIANTS if image else VARIANTS
+        allowed = IMAGE_VARIANTS if image else MNIST_VARIANTS
         if self.model.variant not in allowed:
             raise ConfigError(
                 f"variant={self.model.variant!r} does not apply to dataset={self.dataset!r}; "
@@ -376,6 +380,20 @@ def plan(profile: str, dataset: str = "mnist", longer: bool = True, **overrides)
         if cfg.run_id not in {r.run_id for r in runs}:
             runs.append(cfg)
     return runs
+
+
+def successors_plan(profile: str, **overrides) -> list[RunConfig]:
+    """The runs of JMVAE's successors (SUCCESSORS) on MNIST: each at latent 64 and every seed of
+    the profile, with the profile's schedule, as plan() makes JMVAE's. A separate list, so that
+    plan() and the runs it counts stay as they were; the JMVAE runs they are compared with come
+    from plan()."""
+    if profile not in PROFILES:
+        raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
+    return [
+        make_config(profile, variant=variant, seed=seed, **overrides)
+        for seed in PROFILE_SEEDS[profile]
+        for variant in SUCCESSORS
+    ]
 
 
 def architecture(cfg: RunConfig) -> tuple:

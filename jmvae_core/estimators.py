@@ -2,7 +2,10 @@
 
 Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example (shape (B,),
 float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
-`conditional` of JMVAE are all computed from one set of k draws from q(z|x,w).
+`conditional` of JMVAE are all computed from one set of k draws from q(z|x,w). Each MNIST
+model's table of estimators and its proposals come from the registry (jmvae_core.registry). A
+proposal is a diagonal Gaussian (a (mu, var) pair) or a mixture of them (posteriors.Mixture),
+drawn from stratified: log p_hat = log sum_m pi_m mean_j(weight_mj), component by component.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import registry
 from .networks import log_normal, log_std_normal
+from .posteriors import Mixture
 
-# estimator name -> (proposal, log-density terms of the target, subtract log p_hat(w)?)
+# estimator name -> (proposal, log-density terms of the target, subtract log p_hat(w)?);
+# the paper's five models (registered by variants/paper.py; estimate() reads the registry)
 _JMVAE = {
     "joint": ("xw", ("px", "pw", "pz"), False),
     "marginal": ("xw", ("px", "pz"), False),
@@ -59,6 +65,7 @@ IMAGE_ESTIMATORS = {
     "jmvae_kl": _both_conventions(_JMVAE),
 }
 
+# proposal name -> its distribution: the paper's models and the face models
 PROPOSALS = {
     "xw": lambda m, x, w: m.q_z_xw(x, w),
     "x": lambda m, x, w: m.infer_from_x(x),
@@ -96,8 +103,16 @@ def _is_image_model(model) -> bool:
 
 def spec_of(model) -> dict:
     """The estimator table of a model: book/model.md for MNIST, both conventions for face images."""
-    table = IMAGE_ESTIMATORS if _is_image_model(model) else ESTIMATORS
-    return table[model.cfg.variant]
+    if _is_image_model(model):
+        return IMAGE_ESTIMATORS[model.cfg.variant]
+    return registry.spec(model.cfg.variant).estimators
+
+
+def proposals_of(model) -> dict:
+    """Proposal name -> (model, x, w) -> its distribution, for this model's estimators."""
+    if _is_image_model(model):
+        return PROPOSALS
+    return registry.spec(model.cfg.variant).proposals or PROPOSALS
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -137,8 +152,8 @@ def resolve_precision(precision: str, model, device) -> str:
     if precision != "auto":
         return precision
     device = torch.device(device)
-    if _is_image_model(model):
-        return "fp32"
+    if _is_image_model(model) or not registry.spec(model.cfg.variant).bf16_estimators:
+        return "fp32"  # not measured for these models
     return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
 
 
@@ -157,12 +172,15 @@ def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def draw(
-    mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096, precision="fp32"
-) -> dict:
+    mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096, precision="fp32",
+    log_q=None,
+) -> dict:  # fmt: skip
     """k draws z ~ N(mu, var) per example; each log term and log q at them: -> {name: (B, k)}.
 
     mu, var: (B, D). The k draws are made in chunks of at most `max_rows` decoder rows; the
     log terms (decoders) run in `precision` ("fp32" or "bf16", see resolve_precision).
+    `log_q` (z -> (..., B)) is the proposal's log-density, by default that of N(mu, var); a
+    mixture passes its own when it draws one component.
     """
     batch = mu.shape[0]
     chunk = max(1, min(k, max_rows // batch))
@@ -174,7 +192,7 @@ def draw(
             shape = (kc, *mu.shape)
             eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + var.sqrt() * eps
-            out["q"].append(log_normal(z, mu, var).double())
+            out["q"].append((log_normal(z, mu, var) if log_q is None else log_q(z)).double())
             for name, fn in log_terms.items():
                 with _decoder_precision(mu.device, precision if name in BF16_TERMS else "off"):
                     out[name].append(fn(z).double())
@@ -201,9 +219,23 @@ def log_p_w(
     return log_mean_exp(torch.cat(parts, dim=0), dim=0)
 
 
+def draw_mixture(q: Mixture, log_terms: dict, k: int, generator=None, max_rows=4096,
+                 precision="fp32") -> tuple[dict, torch.Tensor]:  # fmt: skip
+    """k draws from a mixture, stratified (Mixture.draws): component after component, each
+    log term and the mixture's log-density at them -> ({name: (B, k)}, log coefficients (k,)),
+    where log p_hat = logsumexp_k(log-weight_k + coefficient_k)."""
+    parts, coefs = [], []
+    for component, n, log_coef in q.draws(k):
+        mu, var = component
+        parts.append(draw(mu, var, log_terms, n, generator, max_rows, precision, q.log_prob))
+        coefs.append(torch.full((n,), log_coef, dtype=torch.float64, device=mu.device))
+    out = {name: torch.cat([p[name] for p in parts], dim=1) for name in parts[0]}
+    return out, torch.cat(coefs)
+
+
 def available(variant: str, image: bool = False) -> tuple[str, ...]:
     """Names of the estimators that apply to a variant (book/model.md; `image`: book/celeba.md)."""
-    return tuple((IMAGE_ESTIMATORS if image else ESTIMATORS)[variant])
+    return tuple(IMAGE_ESTIMATORS[variant] if image else registry.spec(variant).estimators)
 
 
 @torch.no_grad()
@@ -226,16 +258,22 @@ def estimate(
             f"available: {', '.join(spec)}"
         )
     densities = _densities(model, x, w)
+    proposals = proposals_of(model)
     needed: dict[str, set] = {}
     for n in names:
         proposal, terms, _ = spec[n]
         needed.setdefault(proposal, set()).update(terms)
-    draws = {}
+    draws, coefs = {}, {}
     for proposal, terms in needed.items():
-        mu, var = PROPOSALS[proposal](model, x, w)
-        draws[proposal] = draw(
-            mu, var, {t: densities[t] for t in sorted(terms)}, k, generator, max_rows, precision
-        )
+        q = proposals[proposal](model, x, w)
+        log_terms = {t: densities[t] for t in sorted(terms)}
+        if isinstance(q, Mixture):
+            draws[proposal], coefs[proposal] = draw_mixture(
+                q, log_terms, k, generator, max_rows, precision
+            )
+        else:  # a diagonal Gaussian (mu, var)
+            mu, var = q
+            draws[proposal] = draw(mu, var, log_terms, k, generator, max_rows, precision)
     log_pw = None
     if any(spec[n][2] for n in names):
         log_pw = log_p_w(model, w, n_prior, generator, precision=precision)
@@ -244,7 +282,11 @@ def estimate(
         proposal, terms, conditional = spec[n]
         d = draws[proposal]
         log_w = sum(d[t] for t in terms) - d["q"]
-        out[n] = log_mean_exp(log_w) - (log_pw if conditional else 0.0)
+        if proposal in coefs:
+            log_p = torch.logsumexp(log_w + coefs[proposal], dim=-1)
+        else:
+            log_p = log_mean_exp(log_w)
+        out[n] = log_p - (log_pw if conditional else 0.0)
     return out
 
 
@@ -286,11 +328,13 @@ def summarize(values: np.ndarray) -> dict:
 
 @torch.no_grad()
 def label_accuracy(model, x, w) -> dict:
-    """Accuracy of argmax p(w|z) at the mean of q(z|x) (kl) / q(z|x,0) (zero), and of q(z|x,w)."""
+    """Accuracy of the model's image -> label path (JMVAE: argmax p(w|z) at the mean of q(z|x)
+    (kl) / q(z|x,0) (zero)), and of argmax p(w|z) at the mean of its joint proposal "xw"."""
     labels = w.argmax(-1)
-    mu_x, _ = model.infer_from_x(x)
-    mu_xw, _ = model.q_z_xw(x, w)
+    spec = registry.spec(model.cfg.variant)
+    q_xw = proposals_of(model)["xw"](model, x, w)
+    mu_xw = q_xw.mean if isinstance(q_xw, Mixture) else q_xw[0]
     return {
-        "w_from_x": float((model.p_w_z.logits(mu_x).argmax(-1) == labels).float().mean()),
+        "w_from_x": float((spec.image_to_label(model, x).argmax(-1) == labels).float().mean()),
         "w_from_xw": float((model.p_w_z.logits(mu_xw).argmax(-1) == labels).float().mean()),
     }

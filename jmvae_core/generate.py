@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import registry
 from .objectives import sample
 
 N_PER_LABEL = 8  # images per digit in label->image grids
@@ -32,24 +33,40 @@ def latent_means(model, x, w) -> dict:
     return out
 
 
+# label -> image paths (registry.ModelSpec.label_to_image): (model, w, generator) -> logits
+def via_q_z_w(model, w, generator) -> torch.Tensor:
+    """z ~ the model's inference from the label alone (JMVAE: q(z|w), or q(z|0,w)), p(x|z)."""
+    return model.p_x_z.logits(sample(*model.infer_from_w(w), generator))
+
+
+def via_p_z_w(model, w, generator) -> torch.Tensor:
+    """z ~ the learned conditional prior p(z|w) (CMMA), p(x|z)."""
+    return model.p_x_z.logits(sample(*model.p_z_w(w), generator))
+
+
+def via_prior_and_label(model, w, generator) -> torch.Tensor:
+    """z ~ N(0, I), then the conditional decoder p(x|z,w) (CVAE)."""
+    z = torch.randn(w.shape[0], model.cfg.latent_dim, generator=generator, device=w.device)
+    return model.p_x_zw.logits(z, w)
+
+
+# image -> label path (registry.ModelSpec.image_to_label): (model, x) -> label logits
+def via_q_z_x(model, x) -> torch.Tensor:
+    """argmax-ready logits of p(w|z) at the mean of the model's inference from the image alone."""
+    return model.p_w_z.logits(model.infer_from_x(x)[0])
+
+
 @torch.no_grad()
 def label_to_image(model, generator, n=N_PER_LABEL) -> torch.Tensor | None:
-    """For each digit, n images: JMVAE z~q(z|w) (or q(z|0,w)), CMMA z~p(z|w), CVAE p(x|z,w)
-    with z~N(0,I); each decoded to Bernoulli means. -> (10, n, 784), or None for the VAE."""
+    """For each digit, n images from the model's label -> image path (registry; JMVAE z~q(z|w)
+    (or q(z|0,w)), CMMA z~p(z|w), CVAE p(x|z,w) with z~N(0,I)); each decoded to Bernoulli
+    means. -> (10, n, 784), or None for a model without that path (the VAE)."""
+    path = registry.spec(model.cfg.variant).label_to_image
+    if path is None:
+        return None
     device = next(model.parameters()).device
     w = _eye(model, device).repeat_interleave(n, dim=0)  # (10 n, 10)
-    variant = model.cfg.variant
-    if variant.startswith("jmvae"):
-        z = sample(*model.infer_from_w(w), generator)
-        logits = model.p_x_z.logits(z)
-    elif variant == "cmma":
-        z = sample(*model.p_z_w(w), generator)
-        logits = model.p_x_z.logits(z)
-    elif variant == "cvae":
-        z = torch.randn(w.shape[0], model.cfg.latent_dim, generator=generator, device=device)
-        logits = model.p_x_zw.logits(z, w)
-    else:
-        return None
+    logits = path(model, w, generator)
     return torch.sigmoid(logits).view(model.cfg.w_dim, n, -1)
 
 
@@ -86,12 +103,12 @@ def figure_arrays(model, x, w, seed: int) -> dict[str, np.ndarray]:
 @torch.no_grad()
 def coherence(model, generator, n: int = 100) -> float | None:
     """Label -> image -> label: the fraction of images sampled from each label (binarised draws
-    of label_to_image) that the model's own image -> label path, argmax p(w|z) at the mean of
-    q(z|x) or q(z|x,0), returns to that label. None for models without p(w|z)."""
+    of label_to_image) that the model's own image -> label path (JMVAE: argmax p(w|z) at the
+    mean of q(z|x) or q(z|x,0)) returns to that label. None for models without p(w|z)."""
     if not hasattr(model, "p_w_z"):
         return None
     means = label_to_image(model, generator, n)
     x = torch.bernoulli(means.reshape(-1, means.shape[-1]), generator=generator)
     labels = torch.arange(means.shape[0], device=x.device).repeat_interleave(n)
-    pred = model.p_w_z.logits(model.infer_from_x(x)[0]).argmax(-1)
+    pred = registry.spec(model.cfg.variant).image_to_label(model, x).argmax(-1)
     return float((pred == labels).float().mean())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import registry
 from .config import ModelConfig
 from .networks import (
     BernoulliMLP,
@@ -79,6 +80,7 @@ class JMVAE(nn.Module):
         return self.q_z_xw(w.new_zeros(w.shape[0], self.cfg.x_dim), w)
 
 
+# the paper's five models (registered by variants/paper.py); build_model reads the registry
 MODEL_BUILDERS = {
     "vae": VAE,
     "cvae": CVAE,
@@ -91,10 +93,11 @@ MODEL_BUILDERS = {
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Instantiate the variant named in `cfg` with Glorot-uniform weights and zero biases.
 
-    A config with a conv `width` is a face-image model (book/celeba.md, jmvae_core.conv).
+    MNIST models come from the registry (jmvae_core.registry); a config with a conv `width`
+    is a face-image model (book/celeba.md, jmvae_core.conv).
     """
     if cfg.width is not None:
         from .conv import build_face_model
 
         return build_face_model(cfg)
-    return glorot_(MODEL_BUILDERS[cfg.variant](cfg))
+    return glorot_(registry.spec(cfg.variant).build(cfg))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ConfigError, ModelConfig
+from .config import VARIANTS, ConfigError, ModelConfig
 from .models import MODEL_BUILDERS, build_model
 
 # the only fields batched runs may differ in; the others fix the shapes or the shared schedule
@@ -76,6 +76,11 @@ class BatchedModel(nn.Module):
     def __init__(self, cfgs: list[ModelConfig]):
         super().__init__()
         _check_same([{"model": vars(c)} for c in cfgs])
+        if cfgs[0].variant not in VARIANTS:
+            raise ConfigError(
+                f"batched training covers the paper's models ({', '.join(VARIANTS)}); "
+                f"train {cfgs[0].variant} with train.fit"
+            )
         self.cfgs = list(cfgs)
         self.cfg = cfgs[0]  # shared fields only (variant, sizes, cmma_prior_kl); alpha is per run
         self.runs = len(cfgs)

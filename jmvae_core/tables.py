@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import registry
+
 ESTIMATOR_ORDER = ["joint", "marginal", "conditional", "pseudo_marginal", "pseudo_conditional"]
 ESTIMATOR_LABELS = {
     "joint": "log p(x,w)",
@@ -13,6 +15,7 @@ ESTIMATOR_LABELS = {
     "pseudo_marginal": "log p(x), single input",
     "pseudo_conditional": "log p(x|w), single input",
 }
+# the paper's five models (registered by variants/paper.py); every other label is its model's
 VARIANT_LABELS = {
     "vae": "VAE",
     "cvae": "CVAE",
@@ -33,7 +36,7 @@ PAPER_SOURCE = (
 
 
 def run_label(variant: str, alpha=None) -> str:
-    label = VARIANT_LABELS[variant]
+    label = registry.label(variant)
     return f"{label} (α={alpha:g})" if variant == "jmvae_kl" else label
 
 
@@ -62,7 +65,7 @@ def summary(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
 
 
 def _order(df: pd.DataFrame) -> pd.DataFrame:
-    rank = {v: i for i, v in enumerate(VARIANT_LABELS)}
+    rank = {v: i for i, v in enumerate(registry.names())}
     return df.assign(_r=df["variant"].map(rank)).sort_values(["_r", "alpha"]).drop(columns="_r")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import results
+from . import registry, results
 from .config import ConfigError, RunConfig, TrainConfig
 from .data import MNIST
 from .gan import gan_step, parameter_groups
@@ -104,7 +104,7 @@ def _step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
     if "all" not in optimizers:
         return gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip)
     with autocast(tc, x.device):
-        eps = draw_noise(generator, x, model.cfg.latent_dim)
+        eps = draw_noise(generator, x, registry.noise_dim(model.cfg))
         alpha = model.cfg.alpha * alpha_scale
         terms = OBJECTIVES[model.cfg.variant](model, x, w, eps, beta, alpha)
     optimizers["all"].zero_grad(set_to_none=True)

@@ -7,11 +7,13 @@ can be represented exactly by the diagonal-Gaussian encoders the estimators expe
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import torch
 from torch.distributions import MultivariateNormal
 
+from jmvae_core.estimators import estimate
 from jmvae_core.networks import log_normal
 
 DT = torch.float64
@@ -64,6 +66,23 @@ class LinearGaussian:
         var = (1.0 / precision).expand(batch, 3)
         return eta * var, var.clone()
 
+    def likelihood_factor(self, x=None, w=None):
+        """The Gaussian in z proportional to p(x|z) (given x) or p(w|z) (given w): (B, 3) each.
+
+        A product-of-experts posterior whose experts are these factors and the prior expert is
+        the exact posterior. A dimension the modality says nothing about (w: the third) has
+        precision 0: variance infinity, mean 0.
+        """
+        data, weight, bias, noise = (
+            (x, self.A, self.b, self.sx2) if x is not None else (w, self.C, self.c, self.sw2)
+        )
+        precision = (weight**2).sum(0) / noise
+        informative = precision > 0
+        safe = torch.where(informative, precision, torch.ones_like(precision))
+        mean = torch.where(informative, (data - bias) @ weight / noise / safe, 0.0)
+        var = torch.where(informative, 1.0 / safe, torch.full_like(safe, float("inf")))
+        return mean, var.expand_as(mean).clone()
+
     def sample(self, n: int, seed: int = 1):
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, 3, generator=g, dtype=DT)
@@ -81,3 +100,31 @@ class LinearGaussian:
         px = MultivariateNormal(self.b, cov_x).log_prob(x)
         pw = MultivariateNormal(self.c, cov_w).log_prob(w)
         return {"joint": joint, "marginal": px, "log_p_w": pw, "conditional": joint - pw}
+
+
+def as_variant(variant: str, **encoders) -> LinearGaussian:
+    """The linear-Gaussian model under a registered variant's name, with the encoder networks
+    that variant's proposals call (e.g. expert_x=...) given as functions of the data."""
+    model = LinearGaussian()
+    model.cfg.variant = variant
+    for name, fn in encoders.items():
+        setattr(model, name, fn)
+    return model
+
+
+def exact_error(model, name: str, target: str, n: int = 64, k: int = 5, seed: int = 0) -> float:
+    """Largest |estimate - exact| over n examples of one estimator (k draws)."""
+    x, w = model.sample(n)
+    est = estimate(model, x, w, [name], k=k, generator=torch.Generator().manual_seed(seed))[name]
+    return float((est - model.exact(x, w)[target]).abs().max())
+
+
+def mean_error_in_standard_errors(model, name, target, n=400, k=200, seed=4) -> float:
+    """(mean error over n examples) / (its standard error) of one estimator against the exact
+    value `target` ("joint", "marginal", "conditional")."""
+    x, w = model.sample(n)
+    gen = torch.Generator().manual_seed(seed)
+    est = estimate(model, x, w, [name], k=k, n_prior=20_000, generator=gen)[name]
+    err = (est - model.exact(x, w)[target]).numpy()
+    assert err.std() > 1e-4  # the proposal really is imperfect
+    return float(err.mean() / (err.std(ddof=1) / math.sqrt(len(err))))

@@ -1,0 +1,110 @@
+"""The MNIST models by name: each model's declaration in one place (book/model.md).
+
+A model is one file. `jmvae_core/variants/<name>.py` builds its networks, names its objective,
+the estimators that apply with the proposal each one draws from, how it generates in each
+direction and its display label, and registers that `ModelSpec` here. The paper's five models
+are registered by variants/paper.py from the tables they always had; every successor named in
+config.SUCCESSORS is imported by name from variants/<name>.py, so adding one is its file plus
+its name in that list. Model building, training, the estimators, the figures' arrays and the
+tables read this registry; the face models of book/celeba.md are their own family
+(jmvae_core.conv) and are not registered here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .config import SUCCESSORS, VARIANTS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the harness needs to know about one MNIST model.
+
+    build: ModelConfig -> its networks (build_model then gives them Glorot-uniform weights).
+    objective: (model, x, w, eps, beta, alpha) -> dict of batch-mean terms with "loss", the
+        signature of jmvae_core.objectives; eps (B, noise_samples * latent_dim) is the step's
+        standard-normal noise, drawn by the caller.
+    estimators: estimator name -> (proposal, log-density terms of the target, subtract
+        log p_hat(w)?), as jmvae_core.estimators documents.
+    proposals: proposal name -> (model, x, w) -> a posteriors.Gaussian (or (mu, var) pair) or a
+        posteriors.Mixture; None: estimators.PROPOSALS (q(z|x,w), infer_from_x, infer_from_w).
+    label_to_image: (model, w, generator) -> image logits, one image per row of w; None if the
+        model does not generate images from labels.
+    image_to_label: (model, x) -> label logits; None if the model does not infer labels.
+    noise_samples: latent-sized standard-normal draws per example and step.
+    bf16_estimators: whether the estimators may run the decoders in bfloat16 under "auto"
+        (estimators.resolve_precision): only for models where that was measured.
+    """
+
+    name: str
+    label: str
+    build: Callable
+    objective: Callable
+    estimators: Mapping[str, tuple]
+    proposals: Mapping[str, Callable] | None = None
+    label_to_image: Callable | None = None
+    image_to_label: Callable | None = None
+    noise_samples: int = 1
+    bf16_estimators: bool = False
+
+
+_SPECS: dict[str, ModelSpec] = {}
+_loaded = False
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Enter a model; its objective also joins objectives.OBJECTIVES, the table the training
+    paths (train.fit, the batched step) read by name."""
+    from .objectives import OBJECTIVES  # late: the model files import this module first
+
+    if spec.name not in (*VARIANTS, *SUCCESSORS):
+        raise ValueError(f"model {spec.name!r} is neither a paper variant nor in config.SUCCESSORS")
+    known = _SPECS.get(spec.name)
+    if known is not None and known != spec:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    OBJECTIVES.setdefault(spec.name, spec.objective)  # the paper's five are there already
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    importlib.import_module(".variants.paper", __package__)
+    for name in SUCCESSORS:
+        importlib.import_module(f".variants.{name}", __package__)
+    missing = [n for n in (*VARIANTS, *SUCCESSORS) if n not in _SPECS]
+    if missing:
+        raise RuntimeError(f"no model file registered {missing}")
+    _loaded = True
+
+
+def spec(variant: str) -> ModelSpec:
+    """The registered declaration of an MNIST variant; KeyError naming the known ones."""
+    _load()
+    if variant not in _SPECS:
+        raise KeyError(f"no MNIST model {variant!r}; registered: {', '.join(names())}")
+    return _SPECS[variant]
+
+
+def names() -> tuple[str, ...]:
+    """Every registered variant: the paper's five, then the successors, in config order."""
+    _load()
+    return tuple(n for n in (*VARIANTS, *SUCCESSORS) if n in _SPECS)
+
+
+def label(variant: str) -> str:
+    """The display label of a variant (tables, figures)."""
+    return spec(variant).label
+
+
+def noise_dim(cfg) -> int:
+    """Width of the standard-normal noise one training step draws per example (ModelConfig);
+    the face models (a conv `width`) draw one latent sample."""
+    if getattr(cfg, "width", None) is not None:
+        return cfg.latent_dim
+    return cfg.latent_dim * spec(cfg.variant).noise_samples

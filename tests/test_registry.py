@@ -1,0 +1,73 @@
+"""The model registry: the paper's models declared as before, the successors kept out of the
+paper's plan, and the errors a wrong declaration gets."""
+
+import pytest
+
+from jmvae_core import config, estimators, generate, registry, tables
+from jmvae_core.models import MODEL_BUILDERS, build_model
+from jmvae_core.objectives import OBJECTIVES
+
+
+def test_the_paper_models_are_registered_from_their_tables():
+    assert registry.names()[: len(config.VARIANTS)] == config.VARIANTS
+    assert registry.names() == config.MNIST_VARIANTS
+    for v in config.VARIANTS:
+        spec = registry.spec(v)
+        assert spec.build is MODEL_BUILDERS[v] and spec.objective is OBJECTIVES[v]
+        assert spec.estimators is estimators.ESTIMATORS[v]
+        assert spec.proposals is None and spec.noise_samples == 1 and spec.bf16_estimators
+        assert spec.label == tables.VARIANT_LABELS[v] == registry.label(v)
+    assert registry.spec("vae").label_to_image is None  # the VAE has no label -> image path
+    assert registry.spec("jmvae_kl").label_to_image is generate.via_q_z_w
+    assert registry.spec("cmma").label_to_image is generate.via_p_z_w
+    assert registry.spec("cvae").label_to_image is generate.via_prior_and_label
+
+
+def test_every_successor_is_registered_and_trained_by_name():
+    for v in config.SUCCESSORS:
+        spec = registry.spec(v)
+        assert OBJECTIVES[v] is spec.objective  # what train.fit and the batched step read
+        assert set(spec.estimators) == set(estimators.ESTIMATORS["jmvae_kl"])
+        assert type(build_model(config.make_config("smoke", variant=v).model)).__module__ == (
+            f"jmvae_core.variants.{v}"
+        )
+
+
+def test_the_paper_plan_has_no_successors_and_their_plan_has_only_them():
+    for profile in config.PROFILES:
+        assert {c.model.variant for c in config.plan(profile)} == set(config.VARIANTS)
+        runs = config.successors_plan(profile)
+        assert [c.model.variant for c in runs] == [
+            v for _ in config.PROFILE_SEEDS[profile] for v in config.SUCCESSORS
+        ]
+        assert all(c.model.alpha == 0.0 and c.model.latent_dim == 64 for c in runs)
+    with pytest.raises(config.ConfigError, match="profile='long' is unknown"):
+        config.successors_plan("long")
+
+
+def test_an_unknown_or_undeclared_model_is_a_clear_error():
+    with pytest.raises(KeyError, match="no MNIST model 'vae_gan'; registered: vae, cvae"):
+        registry.spec("vae_gan")
+    spec = registry.spec("vae")
+    stranger = registry.ModelSpec(**{**vars(spec), "name": "hmvae"})
+    with pytest.raises(ValueError, match="neither a paper variant nor in config.SUCCESSORS"):
+        registry.register(stranger)
+    twin = registry.ModelSpec(**{**vars(spec), "label": "another VAE"})
+    with pytest.raises(ValueError, match="'vae' is registered twice"):
+        registry.register(twin)
+    registry.register(spec)  # the same declaration again is harmless
+
+
+def test_noise_width_follows_the_declared_draws():
+    for v in registry.names():
+        cfg = config.make_config("smoke", variant=v).model
+        assert registry.noise_dim(cfg) == 64 * registry.spec(v).noise_samples
+    face = config.make_config("smoke", variant="jmvae_kl", dataset="standin").model
+    assert registry.noise_dim(face) == face.latent_dim
+
+
+def test_tables_read_labels_and_order_from_the_registry():
+    assert tables.run_label("jmvae_kl", 0.1) == "JMVAE-kl (α=0.1)"
+    assert [tables.run_label(v) for v in registry.names()[:4]] == [
+        "VAE", "CVAE", "CMMA", "JMVAE-zero",
+    ]  # fmt: skip
