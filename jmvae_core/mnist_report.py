@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from . import plots, results, tables
 
@@ -88,3 +89,109 @@ def alpha_values(runs: list[dict]) -> dict:
         "single_hi": fmt(table.loc[hi, "pseudo_marginal"]),
         "zero_single": fmt(zero.get("pseudo_marginal")),
     }  # fmt: skip
+
+
+# JMVAE's successors against JMVAE-kl (the chapter "JMVAE among its successors")
+SUCCESSOR_BASE = ("jmvae_kl", 0.1)
+
+
+def _compared(runs: list[dict]) -> dict[str, dict]:
+    """Model label -> run (latent 64, first seed): JMVAE-kl (α = 0.1), then each successor."""
+    from .config import SUCCESSORS
+
+    pick = _first_seed(runs)
+    keys = [tables.run_label(*SUCCESSOR_BASE)] + [tables.run_label(v) for v in SUCCESSORS]
+    return {k: pick[k] for k in keys if k in pick}
+
+
+def successors_likelihoods(runs: list[dict]) -> pd.DataFrame:
+    """Every estimator of each compared model, 'mean ± SE' (nats per test image)."""
+    return tables.table1([r for r in _compared(runs).values()])
+
+
+def _median_epoch_s(run: dict) -> float:
+    return float(np.median(results.load_history(run)["time_s"]))
+
+
+def successors_generation(runs: list[dict]) -> pd.DataFrame:
+    """Both directions and training time per compared model: label -> image coherence read by
+    the digit judge, image -> label accuracy (argmax p(w|z) at the mean of q(z|x)), and the
+    median seconds per training epoch recorded in the run's history."""
+
+    rows = {}
+    for name, r in _compared(runs).items():
+        j = r.get("judged_coherence")
+        rows[name] = {
+            "label → image (judge)": "—" if j is None else f"{j['coherence']:.3f} ± {j['sem']:.3f}",
+            "image → label accuracy": tables._fmt((r["accuracy"] or {}).get("w_from_x")),
+            "s per epoch (median)": round(_median_epoch_s(r), 1),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+def _proportion_difference(a: dict, b: dict, key: str) -> tuple[float, float] | None:
+    """a - b of a judged coherence ({'coherence', 'sem'}) or an accuracy over n test images."""
+    if key == "coherence":
+        ja, jb = a.get("judged_coherence"), b.get("judged_coherence")
+        if ja is None or jb is None:
+            return None
+        return ja["coherence"] - jb["coherence"], float(np.hypot(ja["sem"], jb["sem"]))
+    pa, pb = ((r["accuracy"] or {}).get("w_from_x") for r in (a, b))
+    if pa is None or pb is None:
+        return None
+    n = a["estimators"]["marginal"]["n_test"]
+    return pa - pb, float(np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / n))
+
+
+def successors_comparisons(runs: list[dict]) -> pd.DataFrame:
+    """Each successor minus JMVAE-kl (α = 0.1): likelihoods paired on the same test images
+    with the seed spread (verdicts.difference), coherence and accuracy as differences of
+    proportions; each decided at verdicts.THRESHOLD_SE standard errors."""
+
+    from . import verdicts
+
+    compared = _compared(runs)
+    base_label = tables.run_label(*SUCCESSOR_BASE)
+    base = compared.get(base_label)
+    rows = []
+    for name, r in compared.items():
+        if base is None or name == base_label:
+            continue
+        found = {}
+        for est in ("joint", "marginal", "pseudo_marginal", "pseudo_conditional"):
+            d = verdicts.difference(runs, (r["variant"], 0.0), SUCCESSOR_BASE, est)
+            found[tables.ESTIMATOR_LABELS[est]] = (d.mean, d.se)
+        for key, label in (("coherence", "label → image coherence"),
+                           ("accuracy", "image → label accuracy")):  # fmt: skip
+            diff = _proportion_difference(r, base, key)
+            if diff is not None:
+                found[label] = diff
+        for quantity, (mean, se) in found.items():
+            call = verdicts.above(verdicts.Difference(mean, se, se, 0.0, True, 0), 0.0)
+            rows.append({"model": name, "quantity": quantity,
+                         "Δ vs JMVAE-kl": f"{mean:+.3f} ± {se:.3f}" if abs(mean) < 1
+                         else f"{mean:+.2f} ± {se:.2f}",
+                         "higher than JMVAE-kl": call})  # fmt: skip
+    if not rows:  # a profile without successor runs (smoke)
+        rows = [{"model": "—", "quantity": "no successor runs in this profile",
+                 "Δ vs JMVAE-kl": "—", "higher than JMVAE-kl": "—"}]  # fmt: skip
+    return pd.DataFrame(rows).set_index(["model", "quantity"])
+
+
+def successors_values(runs: list[dict]) -> dict:
+    """Text values the successors chapter cites: how many successors ran, and per successor
+    its log p(x) and judged coherence."""
+    from .config import SUCCESSORS
+
+    compared = _compared(runs)
+    values = {"n": str(len(compared) - (tables.run_label(*SUCCESSOR_BASE) in compared))}
+    for v in (SUCCESSOR_BASE[0], *SUCCESSORS):
+        name = tables.run_label(*SUCCESSOR_BASE) if v == SUCCESSOR_BASE[0] else tables.run_label(v)
+        r = compared.get(name)
+        est = r["estimators"]["marginal"] if r else None
+        judged = r.get("judged_coherence") if r else None
+        values[f"{v}_marginal"] = f"{est['mean']:.2f}" if est else "not available"
+        values[f"{v}_coherence"] = f"{judged['coherence']:.3f}" if judged else "not available"
+    return values

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import results
-from .config import ConfigError, RunConfig, plan
+from .config import ConfigError, RunConfig, plan, successors_plan
 from .data import REPO_ROOT, check_mnist_sizes, fetch_mnist
 from .executors import EXECUTORS, run_dask, run_local
 from .faces import CELEBA_ENV, load_faces
@@ -30,7 +30,7 @@ from .train import check_device, pick_device
 
 RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
-    "setup", "table1", "latent", "alpha", "generation", "claims", "reproducibility",
+    "setup", "table1", "latent", "alpha", "generation", "claims", "successors", "reproducibility",
     "performance", "status",
 )  # fmt: skip
 FACE_NOTEBOOKS = ("celeba", "status")  # the face chapter reads one dataset: a parameter
@@ -261,6 +261,8 @@ def reproduce(
         os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())  # before plan(): w_dim
     # parameter errors surface here, before any work: settings, data sizes, the device
     cfgs = plan(profile, dataset, **(overrides or {}))
+    if dataset == "mnist":  # JMVAE's successors, compared in their own chapter
+        cfgs += successors_plan(profile, **(overrides or {}))
     for cfg in cfgs:
         check_mnist_sizes(cfg)
     check_device(device)

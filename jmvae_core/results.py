@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import plan
+from .config import plan, successors_plan
 from .data import REPO_ROOT
 
 RESULTS_ENV = "JMVAE_RESULTS_DIR"
@@ -269,22 +269,24 @@ def provenance(device: torch.device) -> dict:
 
 def load_runs(
     profile: str, root: Path | None = None, planned_only: bool = True, dataset: str = "mnist",
-    longer: bool = False,
+    longer: bool = False, successors: bool = False,
 ) -> list[dict]:  # fmt: skip
     """metrics.json of the finished (DONE) runs of a profile, with its folder under 'path'.
 
     By default only the runs of the profile's plan are returned, so an extra run made by hand
     (e.g. `jmvae run --epochs 40`) never slips into a table; the plan's longer-trained runs
-    (config.CONVERGENCE_RUNS) only with `longer`, so that tables over seeds never mix them in.
-    Unfinished folders are skipped: a crashed run is never read as a result.
+    (config.CONVERGENCE_RUNS) only with `longer`, so that tables over seeds never mix them in;
+    JMVAE's successors (config.successors_plan) only with `successors`. Unfinished folders are
+    skipped: a crashed run is never read as a result.
     """
     base = Path(root if root is not None else results_root()) / profile / "runs"
     overrides = plan_overrides()  # a trial's notebooks look for the trial's runs
-    wanted = (
-        {cfg.run_id for cfg in plan(profile, dataset, longer, **overrides)}
-        if planned_only
-        else None
-    )
+    wanted = None
+    if planned_only:
+        cfgs = plan(profile, dataset, longer, **overrides)
+        if successors and dataset == "mnist":
+            cfgs += successors_plan(profile, **overrides)
+        wanted = {cfg.run_id for cfg in cfgs}
     runs = []
     for folder in sorted(base.glob("*/")):
         if (wanted is None or folder.name in wanted) and check_run(folder) == "done":

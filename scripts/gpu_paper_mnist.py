@@ -26,10 +26,12 @@ one call:
     profile's k = 1000 and N = 5000 on the 10,000 test images, accuracy, coherence, arrays);
  6. if time is left, a profile of one step (benchmarks/plan_step.py: kernels, ms, matmul
     rate against the measured peak), whole plan and each group alone;
- 7. OUT_DIR/paper_results.tar.gz (every DONE run's small files: `tar -xzf ... -C results/`),
+ 7. OUT_DIR/paper_results.tar.gz (every DONE run's small files and the digit judge's record:
+    `tar -xzf ... -C results/`),
     OUT_DIR/timing.json (one entry per call: device, each stage's seconds and report).
 Run folders: OUT_DIR/results/paper/runs/<run_id>/ in runs.py's layout (config.json,
-history.csv, TRAINED, checkpoint.pt with the final weights, metrics.json, arrays.npz, DONE).
+history.csv, TRAINED, checkpoint.pt with the final weights, metrics.json, arrays.npz,
+per_image.npz, DONE).
 Nothing needs to survive between calls: a call that finishes writes everything; a second
 call on a machine that kept OUT_DIR skips DONE runs and evaluates TRAINED ones.
 With --checkpoint-every N the training state of all runs (about 37 MB per run) is also saved
@@ -64,7 +66,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 PROFILE = "paper"
-RUN_FILES = ("config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "DONE")
+RUN_FILES = (
+    "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz", "DONE",
+)  # fmt: skip
+JUDGE_FILES = ("accuracy.json", "DONE")  # the digit judge's record (its weights stay behind)
 CHECK_TOLERANCE = 1e-4  # graph vs eager self-check: relative losses, absolute weights
 TF32_LIMIT = 0.1  # nats: the largest mean shift of log p(x) under which TF32 may train
 
@@ -357,8 +362,8 @@ def evaluate(cfgs, folders, trained, data, device, precision, args, budget, repo
         t = time.perf_counter()
         matmul = results.read_json(folder / "TRAINED").get("training_matmul", "fp32")
         runs.write_evaluation(
-            folder, cfg, PROFILE, model, data, history, device, progress=False,
-            extra=_extra(args, history, matmul), precision=precision,
+            folder, cfg, PROFILE, model, data, history, device, root=args.out / "results",
+            progress=False, extra=_extra(args, history, matmul), precision=precision,
         )  # fmt: skip
         per_run = time.perf_counter() - t
         report["runs"] = report.get("runs", 0) + 1
@@ -367,13 +372,18 @@ def evaluate(cfgs, folders, trained, data, device, precision, args, budget, repo
 
 
 def write_archive(out: Path) -> int:
-    """OUT/paper_results.tar.gz: the small files of every DONE run; returns the run count."""
+    """OUT/paper_results.tar.gz: the small files of every DONE run and the record of the digit
+    judge that read their coherence; returns the run count."""
     base = out / "results"
     done = sorted(f for f in (base / PROFILE / "runs").glob("*/") if results.is_done(f))
+    judges = sorted(f for f in (base / PROFILE).glob("digit-judge-*/") if results.is_done(f))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for folder in done:
             for name in RUN_FILES:
+                tar.add(folder / name, arcname=str((folder / name).relative_to(base)))
+        for folder in judges:
+            for name in JUDGE_FILES:
                 tar.add(folder / name, arcname=str((folder / name).relative_to(base)))
     results.atomic_write_bytes(out / "paper_results.tar.gz", buffer.getvalue())
     return len(done)
