@@ -104,9 +104,10 @@ def _compared(runs: list[dict]) -> dict[str, dict]:
     return {k: pick[k] for k in keys if k in pick}
 
 
-def successors_likelihoods(runs: list[dict]) -> pd.DataFrame:
-    """Every estimator of each compared model, 'mean ± SE' (nats per test image)."""
-    return tables.table1([r for r in _compared(runs).values()])
+def successors_likelihoods(runs: list[dict], estimators=None) -> pd.DataFrame:
+    """The estimators (all, or e.g. tables.BOTH_INPUTS) of each compared model, 'mean ± SE'
+    (nats per test image)."""
+    return tables.table1(list(_compared(runs).values()), estimators=estimators)
 
 
 def _median_epoch_s(run: dict) -> float:
