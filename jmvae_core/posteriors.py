@@ -118,3 +118,24 @@ class Mixture:
             (c, n, math.log(p) - math.log(n))
             for c, n, p in zip(self.components, counts, self.weights, strict=True)
         ]
+
+
+class UnimodalExperts(torch.nn.Module):
+    """The networks of the mixture models (MMVAE, MoPoE): encoders q(z|x), q(z|w) and decoders
+    p(x|z), p(w|z), JMVAE's sizes (book/model.md); each model forms its joint posterior."""
+
+    def __init__(self, cfg):
+        from .networks import BernoulliMLP, CategoricalMLP, GaussianMLP
+
+        super().__init__()
+        self.cfg = cfg
+        self.q_z_x = GaussianMLP(cfg.x_dim, cfg.hidden, cfg.latent_dim)
+        self.q_z_w = GaussianMLP(cfg.w_dim, cfg.hidden, cfg.latent_dim)
+        self.p_x_z = BernoulliMLP(cfg.latent_dim, cfg.hidden, cfg.x_dim)
+        self.p_w_z = CategoricalMLP(cfg.latent_dim, cfg.hidden, cfg.w_dim)
+
+    def infer_from_x(self, x: torch.Tensor) -> Gaussian:
+        return Gaussian(*self.q_z_x(x))
+
+    def infer_from_w(self, w: torch.Tensor) -> Gaussian:
+        return Gaussian(*self.q_z_w(w))

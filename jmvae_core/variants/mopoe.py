@@ -21,32 +21,15 @@ z ~ q(z|w), then p(x|z); image -> label: p(w|z) at the mean of q(z|x).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ..config import ModelConfig
 from ..estimators import ESTIMATORS
 from ..generate import via_q_z_w, via_q_z_x
-from ..networks import BernoulliMLP, CategoricalMLP, GaussianMLP
-from ..posteriors import Gaussian, Mixture, product_of_experts
+from ..posteriors import Gaussian, Mixture, UnimodalExperts, product_of_experts
 from ..registry import ModelSpec, register
 
 
-class MoPoE(nn.Module):
+class MoPoE(UnimodalExperts):
     """Unimodal encoders q(z|x), q(z|w) and decoders p(x|z), p(w|z)."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.q_z_x = GaussianMLP(cfg.x_dim, cfg.hidden, cfg.latent_dim)
-        self.q_z_w = GaussianMLP(cfg.w_dim, cfg.hidden, cfg.latent_dim)
-        self.p_x_z = BernoulliMLP(cfg.latent_dim, cfg.hidden, cfg.x_dim)
-        self.p_w_z = CategoricalMLP(cfg.latent_dim, cfg.hidden, cfg.w_dim)
-
-    def infer_from_x(self, x: torch.Tensor) -> Gaussian:
-        return Gaussian(*self.q_z_x(x))
-
-    def infer_from_w(self, w: torch.Tensor) -> Gaussian:
-        return Gaussian(*self.q_z_w(w))
 
 
 def subset_posteriors(model, x, w) -> list[Gaussian]:
