@@ -1,4 +1,4 @@
-"""Pure functions: run metrics -> DataFrames for the paper's tables and the claims."""
+"""Pure functions: run metrics -> DataFrames for the paper's tables (the claims: verdicts.py)."""
 
 from __future__ import annotations
 
@@ -125,101 +125,6 @@ def alpha_table(runs: list[dict]) -> pd.DataFrame:
     s = s[s["variant"] == "jmvae_kl"]
     wide = s.pivot(index="alpha", columns="estimator", values="mean").sort_index()
     return wide[[c for c in ESTIMATOR_ORDER if c in wide.columns]]
-
-
-def accuracy_table(runs: list[dict], latent_dim: int = 64) -> pd.DataFrame:
-    """Label accuracy of argmax p(w|z) per JMVAE model: image-only and both-input inference."""
-    rows = []
-    for r in runs:
-        if r["accuracy"] and r["latent_dim"] == latent_dim:
-            rows.append(
-                {
-                    "variant": r["variant"],
-                    "alpha": r["alpha"] or 0.0,
-                    "seed": r["seed"],
-                    **r["accuracy"],
-                }
-            )
-    df = _order(pd.DataFrame(rows))
-    df["model"] = [run_label(v, a) for v, a in zip(df["variant"], df["alpha"], strict=True)]
-    cols = [c for c in ("w_from_x", "w_from_xw", "w_to_x_coherence") if c in df]
-    return df.groupby("model", sort=False)[cols].mean()
-
-
-def _get(s: pd.DataFrame, variant: str, est: str, alpha: float = 0.0):
-    row = s[(s["variant"] == variant) & np.isclose(s["alpha"], alpha) & (s["estimator"] == est)]
-    return float(row["mean"].iloc[0]) if len(row) else None
-
-
-def _acc(runs, variant, alpha=0.0, key="w_from_x"):
-    vals = [r["accuracy"][key] for r in runs if r["variant"] == variant and r["latent_dim"] == 64
-            and np.isclose(r["alpha"] or 0.0, alpha) and r["accuracy"]]  # fmt: skip
-    return float(np.mean(vals)) if vals else None
-
-
-def _verdict(strong: bool, weak: bool) -> str:
-    return "supported" if strong else ("partly supported" if weak else "not supported")
-
-
-def claims(runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
-    """Each claim of the paper with the evidence from these runs and a verdict from fixed rules."""
-    s = summary(runs)
-    rows = []
-    vae = _get(s, "vae", "marginal")
-    jm = {a: _get(s, "jmvae_kl", "marginal", a) for a in sorted(set(s["alpha"])) if a > 0}
-    jm["zero"] = _get(s, "jmvae_zero", "marginal")
-    jm = {k: v for k, v in jm.items() if v is not None}
-    if vae is not None and jm:
-        best_key = max(jm, key=jm.get)
-        best = jm[best_key]
-        name = "JMVAE-zero" if best_key == "zero" else f"JMVAE-kl (α={best_key:g})"
-        rows.append({
-            "claim": "1. JMVAE's log p(x) matches or improves on a VAE's",
-            "evidence": f"log p(x): best JMVAE {name} {best:.2f} vs VAE {vae:.2f} "
-                        f"(Δ {best - vae:+.2f} nats)",
-            "rule": "supported if Δ ≥ −0.5 nats; partly if Δ ≥ −2",
-            "verdict": _verdict(best - vae >= -0.5, best - vae >= -2.0),
-        })  # fmt: skip
-    acc = _acc(runs, "jmvae_kl", alpha)
-    coh = _acc(runs, "jmvae_kl", alpha, key="w_to_x_coherence")
-    if acc is not None and coh is not None:
-        rows.append({
-            "claim": "2. JMVAE generates in both directions (x→w and w→x); a CVAE only w→x",
-            "evidence": f"JMVAE-kl (α={alpha:g}): image → label accuracy from q(z|x) {acc:.3f}; "
-                        f"label → image coherence {coh:.3f} (images drawn from q(z|w), "
-                        f"labelled back by the model)",
-            "rule": "supported if both ≥ 0.9; partly if one is",
-            "verdict": _verdict(acc >= 0.9 and coh >= 0.9, acc >= 0.9 or coh >= 0.9),
-        })  # fmt: skip
-    pm = _get(s, "jmvae_kl", "pseudo_marginal", alpha)
-    pc = _get(s, "jmvae_kl", "pseudo_conditional", alpha)
-    zpm, zpc = _get(s, "jmvae_zero", "pseudo_marginal"), _get(s, "jmvae_zero", "pseudo_conditional")
-    joints = {a: _get(s, "jmvae_kl", "joint", a) for a in sorted(set(s["alpha"])) if a > 0}
-    joints = {a: v for a, v in joints.items() if v is not None}
-    if None not in (zpm, zpc, pm, pc) and len(joints) >= 2:
-        d1, d2 = pm - zpm, pc - zpc
-        lo, hi = min(joints), max(joints)
-        trade = joints[hi] < joints[lo]
-        rows.append({
-            "claim": "3. With a modality missing, JMVAE-kl avoids JMVAE-zero's collapse; α trades "
-                     "this against the joint likelihood",
-            "evidence": f"single-input log p(x): kl {pm:.2f} vs zero {zpm:.2f} (Δ {d1:+.2f}); "
-                        f"single-input log p(x|w): Δ {d2:+.2f}; log p(x,w) at α={lo:g} "
-                        f"{joints[lo]:.2f}, at α={hi:g} {joints[hi]:.2f}",
-            "rule": "supported if both Δ > 1 nat and log p(x,w) falls as α grows; "
-                    "partly if both Δ > 0",
-            "verdict": _verdict(d1 > 1 and d2 > 1 and trade, d1 > 0 and d2 > 0),
-        })  # fmt: skip
-    rows.append(
-        {
-            "claim": "4. It scales to 64×64 faces + 40 attributes; JMVAE-GAN beats GAN baselines",
-            "evidence": "CelebA could not be obtained here; the face chapter runs the same "
-            "models on a generated stand-in, which cannot test a claim about CelebA",
-            "rule": "—",
-            "verdict": "not tested on CelebA",
-        }
-    )
-    return pd.DataFrame(rows)
 
 
 def caption(runs: list[dict], profile: str) -> str:
