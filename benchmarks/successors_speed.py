@@ -9,20 +9,21 @@ time and in this process's CPU time. MMVAE is timed at every K of `--mmvae-k` (i
 draws per expert).
 
 Usage: python benchmarks/successors_speed.py [--steps 10] [--rounds 10] [--mmvae-k 2,3]
+       [--out benchmarks/results]  (writes <device>-successors-speed.json there)
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from jmvae_core import registry
+from jmvae_core import registry, results
 from jmvae_core.config import SUCCESSORS, make_config
 from jmvae_core.data import load_mnist
 from jmvae_core.models import build_model
@@ -80,7 +81,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--mmvae-k", default="2,3", help="MMVAE draws per expert to time")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    parser.add_argument("--out", type=Path, default=None, help="write the report here (JSON)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON report")
     args = parser.parse_args()
     torch.set_flush_denormal(True)  # as train.fit
     if args.threads is not None:
@@ -100,6 +101,10 @@ def main():
     ratio = lambda t: {n: statistics.median(v) / statistics.median(t[REFERENCE])  # noqa: E731
                        for n, v in t.items()}  # fmt: skip
     report = {
+        "device": results.device_name(torch.device("cpu")),
+        "torch": torch.__version__,
+        "git_commit": results.git_commit(),
+        "command": "python benchmarks/successors_speed.py " + " ".join(sys.argv[1:]),
         "threads": torch.get_num_threads(),
         "steps_per_round": args.steps,
         "rounds": args.rounds,
@@ -113,7 +118,7 @@ def main():
     for name in trainers:
         print(f"{name:16s} {report['ratio_wall'][name]:6.2f} {report['ratio_cpu'][name]:6.2f}")
     if args.out is not None:
-        args.out.write_text(json.dumps(report, indent=1))
+        print(results.write_benchmark(report, args.out, "successors-speed"))
 
 
 if __name__ == "__main__":

@@ -196,3 +196,16 @@ def successors_values(runs: list[dict]) -> dict:
         values[f"{v}_marginal"] = f"{est['mean']:.2f}" if est else "not available"
         values[f"{v}_coherence"] = f"{judged['coherence']:.3f}" if judged else "not available"
     return values
+
+
+def successors_speed(bench: dict) -> pd.DataFrame:
+    """benchmarks/successors_speed.py's report: per model its median seconds per training step
+    and the ratios of medians to JMVAE-kl's (wall and CPU time), models timed in turns."""
+    table = pd.DataFrame({
+        "ms per step (median)": {n: 1000 * float(np.median(v))
+                                 for n, v in bench["wall_s_per_step"].items()},
+        "÷ JMVAE-kl (wall)": bench["ratio_wall"],
+        "÷ JMVAE-kl (CPU)": bench["ratio_cpu"],
+    }).round(2)  # fmt: skip
+    table.index.name = "model"
+    return table

@@ -15,14 +15,6 @@ ESTIMATOR_LABELS = {
     "pseudo_marginal": "log p(x), single input",
     "pseudo_conditional": "log p(x|w), single input",
 }
-# the paper's five models (registered by variants/paper.py); every other label is its model's
-VARIANT_LABELS = {
-    "vae": "VAE",
-    "cvae": "CVAE",
-    "cmma": "CMMA",
-    "jmvae_zero": "JMVAE-zero",
-    "jmvae_kl": "JMVAE-kl",
-}
 NOT_AVAILABLE = "not available"
 
 # The only number of the paper's Table 1 that its text gives (book/model.md).

@@ -6,6 +6,7 @@ import pytest
 from jmvae_core import config, estimators, generate, registry, tables
 from jmvae_core.models import MODEL_BUILDERS, build_model
 from jmvae_core.objectives import OBJECTIVES
+from jmvae_core.variants import paper
 
 
 def test_the_paper_models_are_registered_from_their_tables():
@@ -16,7 +17,7 @@ def test_the_paper_models_are_registered_from_their_tables():
         assert spec.build is MODEL_BUILDERS[v] and spec.objective is OBJECTIVES[v]
         assert spec.estimators is estimators.ESTIMATORS[v]
         assert spec.proposals is None and spec.noise_samples == 1 and spec.bf16_estimators
-        assert spec.label == tables.VARIANT_LABELS[v] == registry.label(v)
+        assert spec.label == paper.LABELS[v] == registry.label(v)
     assert registry.spec("vae").label_to_image is None  # the VAE has no label -> image path
     assert registry.spec("jmvae_kl").label_to_image is generate.via_q_z_w
     assert registry.spec("cmma").label_to_image is generate.via_p_z_w
