@@ -139,3 +139,13 @@ class UnimodalExperts(torch.nn.Module):
 
     def infer_from_w(self, w: torch.Tensor) -> Gaussian:
         return Gaussian(*self.q_z_w(w))
+
+
+def proposals_with_joint(joint) -> dict:
+    """A successor's estimator proposals (registry.ModelSpec.proposals): its own joint
+    posterior `joint(model, x, w)` and its single-modality posteriors infer_from_x / _w."""
+    return {
+        "xw": joint,
+        "x": lambda m, x, w: m.infer_from_x(x),
+        "w": lambda m, x, w: m.infer_from_w(w),
+    }

@@ -30,7 +30,7 @@ import torch
 from ..estimators import ESTIMATORS
 from ..generate import via_q_z_w, via_q_z_x
 from ..networks import log_std_normal
-from ..posteriors import Gaussian, Mixture, UnimodalExperts
+from ..posteriors import Gaussian, Mixture, UnimodalExperts, proposals_with_joint
 from ..registry import ModelSpec, register
 
 K = 2  # importance samples per expert in training
@@ -77,11 +77,7 @@ register(
         build=MMVAE,
         objective=mmvae_loss,
         estimators=ESTIMATORS["jmvae_kl"],  # the same five, with this model's proposals
-        proposals={
-            "xw": joint_posterior,
-            "x": lambda m, x, w: m.infer_from_x(x),
-            "w": lambda m, x, w: m.infer_from_w(w),
-        },
+        proposals=proposals_with_joint(joint_posterior),
         label_to_image=via_q_z_w,
         image_to_label=via_q_z_x,
         noise_samples=2 * K,

@@ -24,7 +24,13 @@ import torch
 
 from ..estimators import ESTIMATORS
 from ..generate import via_q_z_w, via_q_z_x
-from ..posteriors import Gaussian, Mixture, UnimodalExperts, product_of_experts
+from ..posteriors import (
+    Gaussian,
+    Mixture,
+    UnimodalExperts,
+    product_of_experts,
+    proposals_with_joint,
+)
 from ..registry import ModelSpec, register
 
 
@@ -63,11 +69,7 @@ register(
         build=MoPoE,
         objective=mopoe_loss,
         estimators=ESTIMATORS["jmvae_kl"],  # the same five, with this model's proposals
-        proposals={
-            "xw": joint_posterior,
-            "x": lambda m, x, w: m.infer_from_x(x),
-            "w": lambda m, x, w: m.infer_from_w(w),
-        },
+        proposals=proposals_with_joint(joint_posterior),
         label_to_image=via_q_z_w,
         image_to_label=via_q_z_x,
         noise_samples=3,
