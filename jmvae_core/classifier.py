@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from . import results
 from .config import RunConfig
-from .conv import conv_stack, init_
+from .conv import conv_stack
 from .faces import z_from_attributes
+from .networks import glorot_
 
 WIDTH, EPOCHS, LR, BATCH = 16, 4, 1e-3, 100
 
@@ -58,7 +59,7 @@ def train_classifier(data, seed: int, progress: bool = True) -> AttributeClassif
     """Adam on the binary cross-entropy of every attribute of the real training faces."""
     torch.manual_seed(seed)
     device = data.x_train.device
-    clf = init_(AttributeClassifier(data.w_train.shape[1])).to(device)
+    clf = glorot_(AttributeClassifier(data.w_train.shape[1])).to(device)
     opt = torch.optim.Adam(clf.parameters(), lr=LR)
     g = torch.Generator(device=device).manual_seed(seed)
     target = (data.w_train > 0).float()

@@ -14,9 +14,11 @@ VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
 SUCCESSORS: tuple[str, ...] = ("mvae", "mmvae", "mopoe")
 SUCCESSOR_PROFILES = ("quick", "paper")  # the smoke profile checks the paper's pipeline only
 MNIST_VARIANTS = (*VARIANTS, *SUCCESSORS)
-# the face-image variants of book/celeba.md: convolutional nets, the GAN forms and non-GAN JMVAE-kl
-IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl")
-ALL_VARIANTS = (*MNIST_VARIANTS, *IMAGE_VARIANTS[:-1])
+# the face-image variants of book/celeba.md (jmvae_core/variants/faces.py): convolutional nets,
+# the GAN forms and JMVAE-kl without the GAN term; no name is shared with an MNIST model
+IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl_face")
+ALL_VARIANTS = (*MNIST_VARIANTS, *IMAGE_VARIANTS)
+ALPHA_VARIANTS = ("jmvae_kl", "jmvae_kl_gan", "jmvae_kl_face")  # the models that weigh by alpha
 DATASETS = ("mnist", "standin", "celeba")
 IMAGE_DATASETS = ("standin", "celeba")
 IMAGE_LL = ("channel_mean", "sum")
@@ -32,7 +34,7 @@ class ModelConfig:
     """Architecture of book/model.md: MLPs of `hidden` ReLU units, softplus variances."""
 
     variant: str = "jmvae_kl"
-    alpha: float = 0.1  # weight of the two unimodal KL terms (jmvae_kl only)
+    alpha: float = 0.1  # weight of the two unimodal KL terms (ALPHA_VARIANTS only)
     latent_dim: int = 64
     hidden: int = 512
     x_dim: int = 784
@@ -61,7 +63,7 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
-        if self.variant not in ("jmvae_kl", "jmvae_kl_gan"):
+        if self.variant not in ALPHA_VARIANTS:
             # alpha is unused elsewhere: fix it so it cannot split identical runs into two ids
             object.__setattr__(self, "alpha", 0.0)
         object.__setattr__(self, "alpha", float(self.alpha))
@@ -216,7 +218,7 @@ class RunConfig:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         digest = hashlib.sha256(blob).hexdigest()[:10]
         m = self.model
-        alpha = f"-a{m.alpha:g}" if m.variant in ("jmvae_kl", "jmvae_kl_gan") else ""
+        alpha = f"-a{m.alpha:g}" if m.variant in ALPHA_VARIANTS else ""
         return f"{m.variant}{alpha}-z{m.latent_dim}-s{self.train.seed}-{digest}"
 
 

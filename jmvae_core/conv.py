@@ -20,15 +20,6 @@ from .networks import LOG_2PI, GaussianHead
 IMAGE_SHAPE = (3, 64, 64)
 
 
-def init_(module: nn.Module) -> nn.Module:
-    """Lasagne's defaults for dense and conv layers: Glorot-uniform weights, zero biases."""
-    for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-    return module
-
-
 def conv_stack(width: int, leaky: bool = False) -> nn.Sequential:
     """64 -> 32 -> 16 -> 8 -> 4 with 4x4 stride-2 convs, BN after all but the first (encoders);
     the discriminator's form (`leaky`) uses LeakyReLU(0.01) and no BN. Output (B, 64 width)."""
@@ -206,7 +197,7 @@ class FaceModel(nn.Module):
     """The image variants of book/celeba.md as one class; which parts exist depends on the variant.
 
     vae_gan: q(z|x), p(x|z); cvae_gan: q(z|x,w), p(x|z,w); cmma_gan: q(z|x,w), p(z|w), p(x|z);
-    jmvae_gan (zero) / jmvae_kl_gan / jmvae_kl: q(z|x,w), p(x|z), p(w|z), and for the -kl forms
+    jmvae_gan (zero) / jmvae_kl_gan / jmvae_kl_face: q(z|x,w), p(x|z), p(w|z), and for the -kl forms
     q(z|x), q(z|w). GAN variants add a discriminator `d` (seeing w for cvae_gan, cmma_gan).
     """
 
@@ -214,8 +205,8 @@ class FaceModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         v = cfg.variant
-        kl = v in ("jmvae_kl", "jmvae_kl_gan")
-        joint = v in ("jmvae_gan", "jmvae_kl_gan", "jmvae_kl")
+        kl = v in ("jmvae_kl_face", "jmvae_kl_gan")
+        joint = v in ("jmvae_gan", "jmvae_kl_gan", "jmvae_kl_face")
         self.q_z_x = ConvEncoderX(cfg) if v == "vae_gan" or kl else None
         self.q_z_xw = ConvJointEncoder(cfg) if v != "vae_gan" else None
         self.q_z_w = AttributeEncoder(cfg) if kl else None
@@ -242,11 +233,6 @@ class FaceModel(nn.Module):
         if self.p_x_zw is not None:
             return self.p_x_zw.mean(z, w)
         return self.p_x_z.mean(z)
-
-
-def build_face_model(cfg: ModelConfig) -> FaceModel:
-    """Instantiate an image variant with Glorot-uniform weights and zero biases."""
-    return init_(FaceModel(cfg))
 
 
 def log_sigmoid_pair(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

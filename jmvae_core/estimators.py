@@ -43,28 +43,6 @@ ESTIMATORS = {
     },
 }
 
-# face images (book/celeba.md): every estimator twice, with the plain sum over pixels and channels
-# ("marginal", ...) and with the code's channel average ("marginal_channel_mean", ...)
-_CHANNEL_MEAN = {"px": "px_cm", "px_w": "px_w_cm"}
-
-
-def _both_conventions(spec: dict) -> dict:
-    out = dict(spec)
-    for name, (proposal, terms, conditional) in spec.items():
-        cm_terms = tuple(_CHANNEL_MEAN.get(t, t) for t in terms)
-        out[f"{name}_channel_mean"] = (proposal, cm_terms, conditional)
-    return out
-
-
-IMAGE_ESTIMATORS = {
-    "vae_gan": _both_conventions(ESTIMATORS["vae"]),
-    "cvae_gan": _both_conventions(ESTIMATORS["cvae"]),
-    "cmma_gan": _both_conventions(ESTIMATORS["cmma"]),
-    "jmvae_gan": _both_conventions(_JMVAE),
-    "jmvae_kl_gan": _both_conventions(_JMVAE),
-    "jmvae_kl": _both_conventions(_JMVAE),
-}
-
 # proposal name -> its distribution: the paper's models and the face models
 PROPOSALS = {
     "xw": lambda m, x, w: m.q_z_xw(x, w),
@@ -98,20 +76,16 @@ def _densities(model, x, w) -> dict:
 
 
 def _is_image_model(model) -> bool:
-    return getattr(model.cfg, "width", None) is not None
+    return registry.spec(model.cfg.variant).family == "faces"
 
 
 def spec_of(model) -> dict:
-    """The estimator table of a model: book/model.md for MNIST, both conventions for face images."""
-    if _is_image_model(model):
-        return IMAGE_ESTIMATORS[model.cfg.variant]
+    """The estimator table of a model (its registry entry: book/model.md, book/celeba.md)."""
     return registry.spec(model.cfg.variant).estimators
 
 
 def proposals_of(model) -> dict:
     """Proposal name -> (model, x, w) -> its distribution, for this model's estimators."""
-    if _is_image_model(model):
-        return PROPOSALS
     return registry.spec(model.cfg.variant).proposals or PROPOSALS
 
 
@@ -152,7 +126,7 @@ def resolve_precision(precision: str, model, device) -> str:
     if precision != "auto":
         return precision
     device = torch.device(device)
-    if _is_image_model(model) or not registry.spec(model.cfg.variant).bf16_estimators:
+    if not registry.spec(model.cfg.variant).bf16_estimators:
         return "fp32"  # not measured for these models
     return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
 
@@ -233,9 +207,9 @@ def draw_mixture(q: Mixture, log_terms: dict, k: int, generator=None, max_rows=4
     return out, torch.cat(coefs)
 
 
-def available(variant: str, image: bool = False) -> tuple[str, ...]:
-    """Names of the estimators that apply to a variant (book/model.md; `image`: book/celeba.md)."""
-    return tuple(IMAGE_ESTIMATORS[variant] if image else registry.spec(variant).estimators)
+def available(variant: str) -> tuple[str, ...]:
+    """Names of the estimators that apply to a variant (book/model.md, book/celeba.md)."""
+    return tuple(registry.spec(variant).estimators)
 
 
 @torch.no_grad()

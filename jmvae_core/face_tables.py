@@ -10,19 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plots
+from . import plots, registry
 from .config import IMAGE_VARIANTS
 from .plots import _chars, _wrap
 from .tables import NOT_AVAILABLE
 
-LABELS = {
-    "vae_gan": "VAE-GAN",
-    "cvae_gan": "CVAE-GAN",
-    "cmma_gan": "CMMA-GAN",
-    "jmvae_gan": "JMVAE-GAN (zero)",
-    "jmvae_kl_gan": "JMVAE-kl-GAN",
-    "jmvae_kl": "JMVAE-kl (no GAN)",
-}
+LABELS = {v: registry.label(v) for v in registry.names("faces")}
 # Table 2 columns: (estimator, what it estimates, proposal)
 COLUMNS = {
     "marginal": "log p(x), q(z|x,w)",

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from . import registry
 from .conv import log_sigmoid_pair
-from .objectives import OBJECTIVES, draw_noise, sample
-
-# the VAE-family loss that update (1) minimises for each GAN variant
-BASE_OBJECTIVE = {
-    "vae_gan": "vae",
-    "cvae_gan": "cvae",
-    "cmma_gan": "cmma",
-    "jmvae_gan": "jmvae_zero",
-    "jmvae_kl_gan": "jmvae_kl",
-}
+from .objectives import draw_noise, sample
 
 
 def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
@@ -49,7 +41,7 @@ def _update(loss, params, optimizer, clip) -> None:
 def gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip) -> dict:
     """One batch of the three updates; returns the batch-mean terms (scalars, nats)."""
     groups = parameter_groups(model)
-    objective = OBJECTIVES[BASE_OBJECTIVE[model.cfg.variant]]
+    objective = registry.spec(model.cfg.variant).objective  # the VAE-family loss of update (1)
     eps = draw_noise(generator, x, model.cfg.latent_dim)
     terms = objective(model, x, w, eps, beta, model.cfg.alpha * alpha_scale)
     _update(terms["loss"], groups["enc"], optimizers["enc"], clip)

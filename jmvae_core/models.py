@@ -91,13 +91,6 @@ MODEL_BUILDERS = {
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Instantiate the variant named in `cfg` with Glorot-uniform weights and zero biases.
-
-    MNIST models come from the registry (jmvae_core.registry); a config with a conv `width`
-    is a face-image model (book/celeba.md, jmvae_core.conv).
-    """
-    if cfg.width is not None:
-        from .conv import build_face_model
-
-        return build_face_model(cfg)
+    """Instantiate the variant named in `cfg` (its registry entry, MNIST or face family) with
+    Glorot-uniform weights and zero biases."""
     return glorot_(registry.spec(cfg.variant).build(cfg))

@@ -16,9 +16,10 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def glorot_(module: nn.Module) -> nn.Module:
-    """Lasagne's default initialisation: Glorot-uniform weights, zero biases (book/model.md)."""
+    """Lasagne's default initialisation of dense and conv layers: Glorot-uniform weights, zero
+    biases (book/model.md, book/celeba.md)."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
     return module

@@ -1,13 +1,13 @@
-"""The MNIST models by name: each model's declaration in one place (book/model.md).
+"""Every model by name: each model's declaration in one place (book/model.md, book/celeba.md).
 
 A model is one file. `jmvae_core/variants/<name>.py` builds its networks, names its objective,
 the estimators that apply with the proposal each one draws from, how it generates in each
-direction and its display label, and registers that `ModelSpec` here. The paper's five models
-are registered by variants/paper.py from the tables they always had; every successor named in
-config.SUCCESSORS is imported by name from variants/<name>.py, so adding one is its file plus
-its name in that list. Model building, training, the estimators, the figures' arrays and the
-tables read this registry; the face models of book/celeba.md are their own family
-(jmvae_core.conv) and are not registered here.
+direction and its display label, and registers that `ModelSpec` here. Two families, each an
+explicit list in config: the MNIST models (the paper's five from variants/paper.py, then every
+successor named in config.SUCCESSORS, imported by name from variants/<name>.py, so adding one is
+its file plus its name in that list) and the face models of book/celeba.md
+(variants/faces.py, config.IMAGE_VARIANTS). No name is in both. Model building, training, the
+estimators, the figures' arrays and the tables read this registry.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .config import SUCCESSORS, VARIANTS
+from .config import IMAGE_VARIANTS, MNIST_VARIANTS
+
+FAMILIES = {"mnist": MNIST_VARIANTS, "faces": IMAGE_VARIANTS}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the harness needs to know about one MNIST model.
+    """What the harness needs to know about one model.
 
     build: ModelConfig -> its networks (build_model then gives them Glorot-uniform weights).
     objective: (model, x, w, eps, beta, alpha) -> dict of batch-mean terms with "loss", the
@@ -37,6 +39,9 @@ class ModelSpec:
     noise_samples: latent-sized standard-normal draws per example and step.
     bf16_estimators: whether the estimators may run the decoders in bfloat16 under "auto"
         (estimators.resolve_precision): only for models where that was measured.
+    family: "mnist" (image + digit label) or "faces" (64x64 colour images + attributes).
+    adversarial: trained with the GAN's three updates (jmvae_core.gan); `objective` is then
+        the loss of the first (the encoders').
     """
 
     name: str
@@ -49,6 +54,8 @@ class ModelSpec:
     image_to_label: Callable | None = None
     noise_samples: int = 1
     bf16_estimators: bool = False
+    family: str = "mnist"
+    adversarial: bool = False
 
 
 _SPECS: dict[str, ModelSpec] = {}
@@ -60,12 +67,15 @@ def register(spec: ModelSpec) -> ModelSpec:
     paths (train.fit, the batched step) read by name."""
     from .objectives import OBJECTIVES  # late: the model files import this module first
 
-    if spec.name not in (*VARIANTS, *SUCCESSORS):
-        raise ValueError(f"model {spec.name!r} is neither a paper variant nor in config.SUCCESSORS")
+    if spec.name not in FAMILIES.get(spec.family, ()):
+        raise ValueError(
+            f"model {spec.name!r} is not listed in config for the {spec.family!r} family"
+        )
     known = _SPECS.get(spec.name)
     if known is not None and known != spec:
         raise ValueError(f"model {spec.name!r} is registered twice")
-    OBJECTIVES.setdefault(spec.name, spec.objective)  # the paper's five are there already
+    if not spec.adversarial:  # the paper's five are there already
+        OBJECTIVES.setdefault(spec.name, spec.objective)
     _SPECS[spec.name] = spec
     return spec
 
@@ -75,26 +85,30 @@ def _load() -> None:
     if _loaded:
         return
     importlib.import_module(".variants.paper", __package__)
-    for name in SUCCESSORS:
-        importlib.import_module(f".variants.{name}", __package__)
-    missing = [n for n in (*VARIANTS, *SUCCESSORS) if n not in _SPECS]
+    for name in MNIST_VARIANTS:
+        if name not in _SPECS:  # a successor: its own file
+            importlib.import_module(f".variants.{name}", __package__)
+    importlib.import_module(".variants.faces", __package__)
+    missing = [n for n in (*MNIST_VARIANTS, *IMAGE_VARIANTS) if n not in _SPECS]
     if missing:
         raise RuntimeError(f"no model file registered {missing}")
     _loaded = True
 
 
 def spec(variant: str) -> ModelSpec:
-    """The registered declaration of an MNIST variant; KeyError naming the known ones."""
+    """The registered declaration of a variant; KeyError naming the known ones."""
     _load()
     if variant not in _SPECS:
-        raise KeyError(f"no MNIST model {variant!r}; registered: {', '.join(names())}")
+        known = ", ".join(n for family in FAMILIES for n in names(family))
+        raise KeyError(f"no model {variant!r}; registered: {known}")
     return _SPECS[variant]
 
 
-def names() -> tuple[str, ...]:
-    """Every registered variant: the paper's five, then the successors, in config order."""
+def names(family: str = "mnist") -> tuple[str, ...]:
+    """The registered variants of a family in config order: for MNIST the paper's five, then
+    the successors."""
     _load()
-    return tuple(n for n in (*VARIANTS, *SUCCESSORS) if n in _SPECS)
+    return tuple(n for n in FAMILIES[family] if n in _SPECS)
 
 
 def label(variant: str) -> str:
@@ -103,8 +117,5 @@ def label(variant: str) -> str:
 
 
 def noise_dim(cfg) -> int:
-    """Width of the standard-normal noise one training step draws per example (ModelConfig);
-    the face models (a conv `width`) draw one latent sample."""
-    if getattr(cfg, "width", None) is not None:
-        return cfg.latent_dim
+    """Width of the standard-normal noise one training step draws per example (ModelConfig)."""
     return cfg.latent_dim * spec(cfg.variant).noise_samples

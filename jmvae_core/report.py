@@ -725,7 +725,7 @@ def recon_figure(runs: list[dict], banner: str) -> plt.Figure:
     return _closed(fig)
 
 
-ATTRIBUTE_FACE_VARIANTS = ("jmvae_kl_gan", "jmvae_gan", "jmvae_kl", "cmma_gan", "cvae_gan")
+ATTRIBUTE_FACE_VARIANTS = ("jmvae_kl_gan", "jmvae_gan", "jmvae_kl_face", "cmma_gan", "cvae_gan")
 
 
 def attribute_faces_figure(runs: list[dict], banner: str) -> plt.Figure:

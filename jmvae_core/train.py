@@ -79,7 +79,7 @@ def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Ada
     """One Adam over every parameter; for a GAN variant one per update of book/celeba.md."""
     # the fused kernel runs Adam's update in one pass per tensor (the same algorithm)
     fused = device.type in ("cpu", "cuda") or None
-    groups = parameter_groups(model) if model.cfg.variant.endswith("_gan") else None
+    groups = parameter_groups(model) if registry.spec(model.cfg.variant).adversarial else None
     groups = groups or {"all": list(model.parameters())}
     return {
         name: torch.optim.Adam(params, lr=tc.lr, betas=tc.betas, eps=tc.adam_eps, fused=fused)

@@ -42,7 +42,7 @@ def test_every_variant_builds_infers_and_generates(variant):
 
 
 def test_gaussian_image_log_prob_conventions_match_torch():
-    model = build_model(face_cfg("jmvae_kl").model).eval()
+    model = build_model(face_cfg("jmvae_kl_face").model).eval()
     x, w = batch()
     z = torch.randn(2, 6, 4)
     mean = model.p_x_z.mean(z)
@@ -61,7 +61,7 @@ def test_face_estimators_report_both_conventions():
     model = build_model(face_cfg("jmvae_kl_gan").model).eval()
     x, w = batch()
     out = estimators.estimate(model, x, w, k=3, n_prior=5)
-    names = set(estimators.available("jmvae_kl_gan", image=True))
+    names = set(estimators.available("jmvae_kl_gan"))
     assert set(out) == names and "marginal_channel_mean" in names
     # with k = 1 and a shared draw, the two conventions differ exactly by the pixel terms
     g1, g2 = (torch.Generator().manual_seed(3) for _ in range(2))

@@ -40,7 +40,7 @@ def test_every_face_variant_runs_and_reports_both_conventions(standin_smoke):
     for cfg in cfgs:
         folder = results.run_dir("smoke", cfg.run_id, base / "results")
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert set(metrics["estimators"]) == set(estimators.available(cfg.model.variant, True))
+        assert set(metrics["estimators"]) == set(estimators.available(cfg.model.variant))
         assert metrics["dataset"] == "standin" and "/" not in json.dumps(
             metrics["data_manifest"]["data_folder"]
         )
