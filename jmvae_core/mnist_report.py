@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import plots, results, tables
+from . import plots, registry, results, tables
 
 # label -> image grids, in the order the generation chapter shows them
 GENERATORS = {"kl": "JMVAE-kl (α=0.1)", "zero": "JMVAE-zero", "cmma": "CMMA", "cvae": "CVAE"}
@@ -114,10 +114,20 @@ def _median_epoch_s(run: dict) -> float:
     return float(np.median(results.load_history(run)["time_s"]))
 
 
+def _probe_cell(run: dict) -> str:
+    """'accuracy ± SE' of a run's latent linear probe; '—' where the model has no image-only
+    encoder; 'not measured' for a run without probe.json."""
+    if "latent_probe" not in run:
+        return "not measured"
+    p = run["latent_probe"]
+    return "—" if p is None else f"{p['accuracy']:.3f} ± {p['accuracy_se']:.3f}"
+
+
 def successors_generation(runs: list[dict]) -> pd.DataFrame:
-    """Both directions and training time per compared model: label -> image coherence read by
-    the digit judge, image -> label accuracy (argmax p(w|z) at the mean of q(z|x)), and the
-    median seconds per training epoch recorded in the run's history."""
+    """Both directions, the latent probe and training time per compared model: label -> image
+    coherence read by the digit judge, image -> label accuracy (argmax p(w|z) at the mean of
+    q(z|x)), the latent linear probe's test accuracy (jmvae_core.probe), and the median seconds
+    per training epoch recorded in the run's history."""
 
     rows = {}
     for name, r in _compared(runs).items():
@@ -125,6 +135,7 @@ def successors_generation(runs: list[dict]) -> pd.DataFrame:
         rows[name] = {
             "label → image (judge)": "—" if j is None else f"{j['coherence']:.3f} ± {j['sem']:.3f}",
             "image → label accuracy": tables._fmt((r["accuracy"] or {}).get("w_from_x")),
+            "latent linear probe": _probe_cell(r),
             "s per epoch (median)": round(_median_epoch_s(r), 1),
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -139,7 +150,10 @@ def _proportion_difference(a: dict, b: dict, key: str) -> tuple[float, float] | 
         if ja is None or jb is None:
             return None
         return ja["coherence"] - jb["coherence"], float(np.hypot(ja["sem"], jb["sem"]))
-    pa, pb = ((r["accuracy"] or {}).get("w_from_x") for r in (a, b))
+    if key == "probe":
+        pa, pb = ((r.get("latent_probe") or {}).get("accuracy") for r in (a, b))
+    else:
+        pa, pb = ((r["accuracy"] or {}).get("w_from_x") for r in (a, b))
     if pa is None or pb is None:
         return None
     n = a["estimators"]["marginal"]["n_test"]
@@ -165,7 +179,8 @@ def successors_comparisons(runs: list[dict]) -> pd.DataFrame:
             d = verdicts.difference(runs, (r["variant"], 0.0), SUCCESSOR_BASE, est)
             found[tables.ESTIMATOR_LABELS[est]] = (d.mean, d.se)
         for key, label in (("coherence", "label → image coherence"),
-                           ("accuracy", "image → label accuracy")):  # fmt: skip
+                           ("accuracy", "image → label accuracy"),
+                           ("probe", "latent linear probe")):  # fmt: skip
             diff = _proportion_difference(r, base, key)
             if diff is not None:
                 found[label] = diff
@@ -196,6 +211,24 @@ def successors_values(runs: list[dict]) -> dict:
         values[f"{v}_marginal"] = f"{est['mean']:.2f}" if est else "not available"
         values[f"{v}_coherence"] = f"{judged['coherence']:.3f}" if judged else "not available"
     return values
+
+
+def probe_table(runs: list[dict]) -> pd.DataFrame:
+    """The latent linear probe of every model at latent 64 (first seed, the profile's epochs),
+    paper models and successors: test accuracy ± SE, and the probe's training accuracy."""
+    rank = {v: i for i, v in enumerate(registry.names())}
+    picked = sorted(_first_seed(runs).items(), key=lambda kv: (rank[kv[1]["variant"]],
+                                                              kv[1]["alpha"] or 0.0))  # fmt: skip
+    rows = {}
+    for name, r in picked:
+        p = r.get("latent_probe")
+        rows[name] = {
+            "probe accuracy (test)": _probe_cell(r),
+            "probe accuracy (training)": "—" if p is None else f"{p['train_accuracy']:.3f}",
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
 
 
 def successors_speed(bench: dict) -> pd.DataFrame:

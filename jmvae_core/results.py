@@ -292,7 +292,7 @@ def load_runs(
         if (wanted is None or folder.name in wanted) and check_run(folder) == "done":
             metrics = read_json(folder / "metrics.json")
             if metrics.get("dataset", "mnist") == dataset:
-                runs.append({**metrics, "path": str(folder)})
+                runs.append({**metrics, **_probe(folder), "path": str(folder)})
     missing = sorted(wanted - {r["run_id"] for r in runs}) if wanted is not None else []
     if missing or not runs:
         raise FileNotFoundError(
@@ -304,6 +304,17 @@ def load_runs(
             + "`"
         )
     return runs
+
+
+PROBE = "probe.json"  # the latent linear probe (jmvae_core.probe), its own provenance
+
+
+def _probe(folder: Path) -> dict:
+    """{"latent_probe": record or None, "probe_commit": ...} from probe.json; {} if absent."""
+    if not (folder / PROBE).exists():
+        return {}
+    record = read_json(folder / PROBE)
+    return {"latent_probe": record["latent_probe"], "probe_commit": record.get("git_commit")}
 
 
 def load_arrays(run: dict) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import estimators, results
-from .config import RunConfig
+from .config import ALPHA_VARIANTS, RunConfig
 from .data import load_mnist
 from .generate import coherence, figure_arrays, label_to_image
 from .models import build_model
@@ -111,7 +111,7 @@ def write_evaluation(
     metrics = {
         "variant": cfg.model.variant,
         "dataset": cfg.dataset,
-        "alpha": cfg.model.alpha if cfg.model.variant == "jmvae_kl" else None,
+        "alpha": cfg.model.alpha if cfg.model.variant in ALPHA_VARIANTS else None,
         "latent_dim": cfg.model.latent_dim,
         "seed": cfg.train.seed,
         "profile": profile,
@@ -135,6 +135,7 @@ def write_evaluation(
     if cfg.dataset == "mnist":
         arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
         arrays |= _judged_coherence(cfg, profile, model, metrics, device, root, progress)
+        _write_probe(folder, cfg, model, data, device)
     else:
         arrays = _face_results(cfg, profile, model, data, folder, metrics, root, progress)
     # every estimate of every test image, so that two runs can be compared image by image
@@ -144,6 +145,30 @@ def write_evaluation(
     results.write_json(folder / "metrics.json", metrics)
     results.mark_done(folder)
     return metrics
+
+
+def _write_probe(folder: Path, cfg: RunConfig, model, data, device) -> None:
+    """probe.json: the latent linear probe (jmvae_core.probe) with where and when it was made;
+    {"latent_probe": null} for a model without an image-only encoder."""
+    from .probe import latent_probe
+
+    record = latent_probe(model, data, cfg.eval.test_binarize_seed)
+    stored = {"latent_probe": record, **results.provenance(device)}
+    results.write_json(folder / results.PROBE, stored)
+
+
+def add_probe(cfg: RunConfig, profile: str, device=None, root=None) -> str:
+    """The probe of a finished MNIST run made before probes existed, from its checkpoint:
+    'written', 'present' or 'no checkpoint' (the run must be made again to be probed)."""
+    folder = results.run_dir(profile, cfg.run_id, root)
+    if cfg.dataset != "mnist" or (folder / results.PROBE).exists():
+        return "present"
+    if not (folder / CHECKPOINT).exists():
+        return "no checkpoint"
+    device = pick_device(device)
+    model = load_trained(cfg, profile, device, root)
+    _write_probe(folder, cfg, model, _data(cfg, device), device)
+    return "written"
 
 
 def _accuracy(model, data, seed: int) -> dict:
