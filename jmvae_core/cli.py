@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from .config import (
     ConfigError,
     config_from_params,
 )
-from .data import DATA_ENV, MNIST_SOURCES, DataError, check_mnist_sizes, fetch_mnist
+from .data import MNIST_SOURCES, DataError, check_mnist_sizes, fetch_mnist
 
 # command-line flag -> configuration field (only the flags a user actually set are passed on)
 RUN_FIELDS = {
@@ -178,8 +177,8 @@ def _expected(error: Exception) -> tuple[int | None, str]:
         return 2, str(error)
     if isinstance(error, TrainingDiverged):
         return 1, f"training diverged: {error}"
-    pipeline = sys.modules.get("jmvae_core.pipeline")  # only `reproduce` imports it
-    if pipeline is not None and isinstance(error, pipeline.NotebookFailed):
+    execution = sys.modules.get("jmvae_core.execution")  # only notebook runs import it
+    if execution is not None and isinstance(error, execution.NotebookFailed):
         return 1, f"a notebook failed:\n{error}"
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
@@ -203,10 +202,9 @@ def _fetch_standin(args) -> int:
     from .config import make_config
     from .faces import standin_dir
 
-    if args.data_dir is not None:
-        os.environ[DATA_ENV] = str(args.data_dir.resolve())
     cfg = make_config(args.profile, dataset="standin", variant="jmvae_kl_gan")
-    root = standin.write_standin(standin_dir(cfg), n=cfg.data.n_images, seed=cfg.data.standin_seed)
+    folder = standin_dir(cfg, args.data_dir.resolve() if args.data_dir is not None else None)
+    root = standin.write_standin(folder, n=cfg.data.n_images, seed=cfg.data.standin_seed)
     print(f"stand-in faces ({cfg.data.n_images} images, seed {cfg.data.standin_seed}) in {root}")
     return 0
 

@@ -7,6 +7,9 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .environment import celeba_dir
 
 VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
 # the models that followed JMVAE, each one file jmvae_core/variants/<name>.py (registry.py);
@@ -248,7 +251,13 @@ PROFILE_NOTES = {
 
 # book/celeba.md for face images; profiles change the width, the schedule and the amount of data
 IMAGE_SETTINGS: dict[str, dict] = {
-    "model": {"latent_dim": 128, "width": 64, "image_ll": "channel_mean", "x_dim": 3 * 64 * 64},
+    "model": {
+        "variant": "jmvae_kl_face",  # the family's default, as jmvae_kl is MNIST's
+        "latent_dim": 128,
+        "width": 64,
+        "image_ll": "channel_mean",
+        "x_dim": 3 * 64 * 64,
+    },  # fmt: skip
     "train": {"lr": 1e-4, "betas": (0.5, 0.999), "epochs": 100, "warmup_epochs": 20},
     "eval": {"k": 10, "n_prior": 1000},  # the code: k = 10 (N = 10; ours is larger, cheap)
 }
@@ -277,29 +286,36 @@ IMAGE_PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
 DATASET_DATA = {"standin": {"crop": "center", "n_images": 50000}, "celeba": {}}
 
 
-def image_w_dim(dataset: str) -> int:
-    """Number of attributes: the stand-in's own list, or the columns of the CelebA attribute
-    file's header (40 for the real CelebA; 40 when the file is not there yet)."""
-    if dataset == "celeba":
-        from .faces import celeba_dir  # late: config stays free of data code otherwise
+# the stand-in's attributes (jmvae_core.standin draws them): CelebA's spelling, in CelebA's column
+# order (ASCII-sorted, as list_attr_celeba.txt is); here because a stand-in run's w_dim follows
+STANDIN_ATTRIBUTES = (
+    "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair",
+    "Heavy_Makeup", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "Pale_Skin",
+    "Smiling", "Wearing_Hat", "Wearing_Lipstick",
+)  # fmt: skip
 
-        header = celeba_dir() / "list_attr_celeba.txt"
+
+def image_w_dim(dataset: str, celeba_root: Path | None = None) -> int:
+    """Number of attributes: the stand-in's own list, or the columns of the CelebA attribute
+    file's header in `celeba_root` (default: environment.celeba_dir(); 40 for the real CelebA;
+    40 when the file is not there yet)."""
+    if dataset == "celeba":
+        root = Path(celeba_root) if celeba_root is not None else celeba_dir()
+        header = root / "list_attr_celeba.txt"
         if header.exists():
             with open(header) as f:
                 f.readline()
                 return len(f.readline().split()) or 40
         return 40
-    from .standin import ATTRIBUTES  # late: only image runs need the stand-in's module
-
-    return len(ATTRIBUTES)
+    return len(STANDIN_ATTRIBUTES)
 
 
-def _profile_parts(profile: str, dataset: str) -> dict[str, dict]:
+def _profile_parts(profile: str, dataset: str, celeba_root=None) -> dict[str, dict]:
     names = ("model", "train", "eval", "data")
     if dataset not in IMAGE_DATASETS:
         return {n: dict(PROFILE_SETTINGS[profile].get(n, {})) for n in names}
     parts = {n: dict(IMAGE_SETTINGS.get(n, {})) for n in names}
-    parts["model"]["w_dim"] = image_w_dim(dataset)
+    parts["model"]["w_dim"] = image_w_dim(dataset, celeba_root)
     parts["data"].update(DATASET_DATA[dataset])
     for n in names:
         parts[n].update(IMAGE_PROFILE_SETTINGS[profile].get(n, {}))
@@ -308,14 +324,15 @@ def _profile_parts(profile: str, dataset: str) -> dict[str, dict]:
     return parts
 
 
-def make_config(profile: str = "quick", **overrides) -> RunConfig:
-    """Build a RunConfig from a profile plus flat overrides (e.g. variant=, alpha=, epochs=)."""
+def make_config(profile: str = "quick", celeba_root=None, **overrides) -> RunConfig:
+    """Build a RunConfig from a profile plus flat overrides (e.g. variant=, alpha=, epochs=);
+    `celeba_root`: the CelebA folder whose attribute header sets w_dim (default: the process's)."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
     dataset = overrides.pop("dataset", "mnist")
     if dataset not in DATASETS:
         raise ConfigError(f"dataset={dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
-    parts = _profile_parts(profile, dataset)
+    parts = _profile_parts(profile, dataset, celeba_root)
     owners = {f.name: "model" for f in dataclasses.fields(ModelConfig)}
     owners |= {f.name: "train" for f in dataclasses.fields(TrainConfig)}
     owners |= {f.name: "eval" for f in dataclasses.fields(EvalConfig)}
@@ -353,18 +370,22 @@ CONVERGENCE_RUNS = {
 IMAGE_ALPHA = 0.1  # book/celeba.md
 
 
-def plan(profile: str, dataset: str = "mnist", longer: bool = True, **overrides) -> list[RunConfig]:
+def plan(
+    profile: str, dataset: str = "mnist", longer: bool = True, celeba_root=None, **overrides
+) -> list[RunConfig]:
     """Every run a profile needs. MNIST: each variant (JMVAE-kl for every alpha) and seed at
     latent 64, plus one seed of the 2-D latent runs, plus (`longer`) the profile's
-    CONVERGENCE_RUNS. Faces: each variant of book/celeba.md at alpha 0.1, seed 1. `overrides`
-    apply to every run (e.g. epochs=1) and leave the longer runs out."""
+    CONVERGENCE_RUNS. Faces: each variant of book/celeba.md at alpha 0.1, seed 1 (`celeba_root`:
+    the CelebA folder, see make_config). `overrides` apply to every run (e.g. epochs=1) and
+    leave the longer runs out."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is unknown; allowed: {', '.join(PROFILES)}")
     if dataset in IMAGE_DATASETS:
         return [
-            make_config(profile, dataset=dataset, variant=v, alpha=IMAGE_ALPHA, **overrides)
+            make_config(profile, celeba_root, dataset=dataset, variant=v, alpha=IMAGE_ALPHA,
+                        **overrides)
             for v in IMAGE_VARIANTS
-        ]
+        ]  # fmt: skip
     runs = []
     for seed in PROFILE_SEEDS[profile]:
         for variant in VARIANTS:

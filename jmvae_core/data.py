@@ -20,9 +20,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "JMVAE_DATA_DIR"
+from .environment import DATA_ENV, REPO_ROOT, data_dir  # noqa: F401  (the data folder)
 
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -35,11 +33,6 @@ MNIST_SOURCES = ("local", "torchvision", "pypi")
 
 class DataError(RuntimeError):
     """Data missing, corrupted or unobtainable; the message says what to do."""
-
-
-def data_dir() -> Path:
-    """The data directory: $JMVAE_DATA_DIR, else `data/` in the repository."""
-    return Path(os.environ.get(DATA_ENV, REPO_ROOT / "data"))
 
 
 def mnist_dir(root: Path | None = None) -> Path:

@@ -10,12 +10,13 @@ with dask-jobqueue; without it a LocalCluster is started on this machine.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, architecture
+from .environment import Environment
+from .runs import run_with_notebooks
 
 EXECUTORS = ("local", "dask")
 SCHEDULER_TIMEOUT_S = 10  # seconds to wait for a --scheduler address to answer
@@ -32,38 +33,35 @@ def group_runs(cfgs: list[RunConfig]) -> list[list[RunConfig]]:
 def run_group(cfg_dicts: list[dict], profile: str, device, book: str, env: dict) -> list:
     """One task: every run of a group, one after the other -> [(run_id, 'ran'|'cached')].
 
-    `env` carries the results/data locations and thread settings to a worker process, which
-    may live on another machine.
+    `env` (Environment.to_dict) carries the results/data folders, a trial's overrides and the
+    threads to a worker process, which may live on another machine; the worker hands them to
+    the kernels it starts and sets nothing in its own environment.
     """
-    from .pipeline import _run_one  # late: a worker imports the package on its own
-
-    os.environ.update(env)
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
-    return [(cfg.run_id, _run_one(cfg, profile, device, Path(book))) for cfg in cfgs]
+    environment = Environment.from_dict(env)
+    return [
+        (cfg.run_id, run_with_notebooks(cfg, profile, device, Path(book), environment))
+        for cfg in cfgs
+    ]
 
 
-def _task_env() -> dict:
-    keys = ("JMVAE_RESULTS_DIR", "JMVAE_DATA_DIR", "JMVAE_CELEBA_DIR", "OMP_NUM_THREADS")
-    return {k: os.environ[k] for k in keys if k in os.environ}
-
-
-def run_local(cfgs, profile, device, book: Path, jobs: int, on_done: Callable) -> None:
+def run_local(cfgs, profile, device, book: Path, jobs: int, on_done: Callable, env) -> None:
     """Each run in a thread of this process (each run is a papermill kernel of its own)."""
-    from .pipeline import _run_one
-
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_run_one, c, profile, device, book): c for c in cfgs}
+        futures = {pool.submit(run_with_notebooks, c, profile, device, book, env): c for c in cfgs}
         for future, cfg in futures.items():
             on_done(cfg.run_id, future)
 
 
 def run_dask(
-    cfgs, profile, device, book: Path, on_done: Callable, scheduler=None, workers: int = 2
-) -> None:
+    cfgs, profile, device, book: Path, on_done: Callable, env: Environment, scheduler=None,
+    workers: int = 2,
+) -> None:  # fmt: skip
     """Each group of runs as one task on a Dask cluster (a LocalCluster unless `scheduler`)."""
     from distributed import Client, LocalCluster, as_completed
 
-    env = _task_env() | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if env.threads is None:  # one thread per single-threaded worker's run
+        env = Environment(**{**vars(env), "threads": 1})
     if scheduler:
         try:
             client, cluster = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S), None
@@ -79,7 +77,7 @@ def run_dask(
         groups = group_runs(cfgs)
         futures = {
             client.submit(
-                run_group, [c.to_dict() for c in g], profile, device, str(book), env,
+                run_group, [c.to_dict() for c in g], profile, device, str(book), env.to_dict(),
                 pure=False, key=f"jmvae-{g[0].run_id}",
             ): g
             for g in groups

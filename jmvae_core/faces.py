@@ -8,7 +8,6 @@ uint8 (N, 64, 64, 3) with the standardisation undone, ready for plotting.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ import torch
 
 from .config import RunConfig
 from .conv import IMAGE_SHAPE
-from .data import data_dir
+from .environment import CELEBA_ENV, celeba_dir, data_dir  # noqa: F401  (the face folders)
 
-CELEBA_ENV = "JMVAE_CELEBA_DIR"
 # the book's figures: attributes edited in the figures (those present in the data are used)
 EDIT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Bangs", "Blond_Hair", "Mustache")
 N_SHOWN = 8  # test faces in the reconstruction figure
@@ -28,28 +26,27 @@ N_AVERAGED = 200  # attribute vectors averaged per attribute face (bounds the de
 BATCH = 250  # test faces per forward pass
 
 
-def celeba_dir() -> Path:
-    """The CelebA folder: $JMVAE_CELEBA_DIR (set by `--data-dir`), else <data dir>/celeba."""
-    return Path(os.environ.get(CELEBA_ENV, data_dir() / "celeba"))
-
-
-def standin_dir(cfg: RunConfig) -> Path:
+def standin_dir(cfg: RunConfig, data_root: Path | None = None) -> Path:
     """Where the stand-in of this run's size and seed is generated (under the data dir)."""
-    return data_dir() / f"standin-n{cfg.data.n_images}-s{cfg.data.standin_seed}"
+    base = Path(data_root if data_root is not None else data_dir())
+    return base / f"standin-n{cfg.data.n_images}-s{cfg.data.standin_seed}"
 
 
-def load_faces(cfg: RunConfig, device="cpu", progress: bool = True):
-    """The run's face data: the stand-in (generated on first use) or real CelebA."""
+def load_faces(
+    cfg: RunConfig, device="cpu", progress: bool = True, data_root=None, celeba_root=None
+):  # fmt: skip
+    """The run's face data: the stand-in (generated on first use under `data_root`) or real
+    CelebA (`celeba_root`); both default to this process's folders (jmvae_core.environment)."""
     from . import celeba, standin
 
     d = cfg.data
     if cfg.dataset == "standin":
         root = standin.write_standin(
-            standin_dir(cfg), n=d.n_images, seed=d.standin_seed, progress=progress
+            standin_dir(cfg, data_root), n=d.n_images, seed=d.standin_seed, progress=progress
         )
         limit = None
     else:
-        root, limit = celeba_dir(), d.n_images
+        root, limit = Path(celeba_root if celeba_root is not None else celeba_dir()), d.n_images
     data = celeba.load_celeba(
         root,
         crop=d.crop,

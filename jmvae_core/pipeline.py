@@ -1,12 +1,13 @@
 """`jmvae reproduce`: every run of a profile through papermill, the result notebooks, the book.
 
 Plan -> for each run not DONE: notebooks/train.ipynb then notebooks/evaluate.ipynb, executed
-into the run's folder -> every result notebook executed in place -> jupyter-book build.
+into the run's folder (runs.run_with_notebooks, by an executor) -> every result notebook
+executed in place (execution.execute) -> jupyter-book build. The folders and settings travel
+as one environment.Environment.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -23,12 +24,13 @@ from tqdm import tqdm
 
 from . import results
 from .config import ConfigError, RunConfig, plan, successors_plan
-from .data import REPO_ROOT, check_mnist_sizes, fetch_mnist
+from .data import check_mnist_sizes, fetch_mnist
+from .environment import REPO_ROOT, THREADS_ENV, Environment
+from .execution import NotebookFailed, execute
 from .executors import EXECUTORS, run_dask, run_local
-from .faces import CELEBA_ENV, load_faces
+from .faces import load_faces
 from .train import check_device, pick_device
 
-RUN_NOTEBOOKS = ("train", "evaluate")
 RESULT_NOTEBOOKS = (
     "setup", "table1", "latent", "alpha", "generation", "claims", "successors", "reproducibility",
     "performance", "status",
@@ -36,10 +38,6 @@ RESULT_NOTEBOOKS = (
 FACE_NOTEBOOKS = ("celeba", "status")  # the face chapter reads one dataset: a parameter
 EVERY_DATASET = ("reproducibility", "status")  # pages that list the runs of both halves
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book", "notebooks")
-
-
-class NotebookFailed(RuntimeError):
-    """A notebook raised; the message names its executed copy and the failing cell."""
 
 
 @dataclass
@@ -64,112 +62,24 @@ class Summary:
         return "\n".join(lines)
 
 
-def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
-    """papermill parameters that rebuild exactly `cfg` inside train/evaluate.ipynb."""
-    m, t, e = cfg.model, cfg.train, cfg.eval
-    params = {
-        "profile": profile, "variant": m.variant, "alpha": m.alpha, "latent_dim": m.latent_dim,
-        "seed": t.seed, "epochs": t.epochs, "warmup_epochs": t.warmup_epochs,
-        "warmup_alpha": t.warmup_alpha, "n_train": t.n_train, "k": e.k, "n_prior": e.n_prior,
-        "n_test": e.n_test, "device": device, "run_id": cfg.run_id,
-    }  # fmt: skip
-    if cfg.dataset != "mnist":
-        params |= {"dataset": cfg.dataset, "width": m.width, "n_images": cfg.data.n_images}
-    if t.precision != "fp32":
-        params["precision"] = t.precision
-    return params
-
-
-def execute(
-    notebook: str, output: Path, parameters: dict, cwd: Path, inputs: str | None = None
-) -> None:
-    """Execute notebooks/<notebook>.ipynb with papermill into `output`; explain failures."""
-    import papermill as pm
-
-    source = cwd / "notebooks" / f"{notebook}.ipynb"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pm.execute_notebook(
-            str(source), str(output), parameters=parameters, kernel_name="python3",
-            progress_bar=False, cwd=str(cwd), log_output=False,
-        )  # fmt: skip
-    except pm.PapermillExecutionError as err:
-        raise NotebookFailed(
-            f"{output} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
-        ) from err
-    relative_paths(output, cwd, inputs)
-
-
-VISIBILITY_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell", "show-input"}
-
-
-def results_first(nb) -> None:
-    """The book shows results, not code: the default parameters cell is removed, the injected
-    one (the values this execution used) is collapsed, and every other code cell shows only
-    its output, unless a cell carries its own visibility tag (e.g. `show-input`)."""
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        tags = cell.metadata.setdefault("tags", [])
-        if VISIBILITY_TAGS & set(tags):
-            continue
-        if "parameters" in tags:
-            tags.append("remove-cell")
-        elif "injected-parameters" in tags:
-            tags.append("hide-input")
-        else:
-            tags.append("remove-input")
-
-
-def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> None:
-    """Store papermill's input/output paths relative to `base` (no machine paths in results),
-    and, for result notebooks, the key of the inputs they were executed on; tag the cells for
-    a results-first page (results_first)."""
-    nb = nbformat.read(notebook, as_version=4)
-    results_first(nb)
-    meta = nb.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if meta.get(key) and os.path.isabs(meta[key]):
-            meta[key] = os.path.relpath(meta[key], base)
-    if inputs is not None:
-        nb.metadata["jmvae"] = {"inputs": inputs}
-    results.write_text(notebook, nbformat.writes(nb))
-
-
-def _run_one(cfg: RunConfig, profile: str, device, cwd: Path) -> str:
-    folder = results.run_dir(profile, cfg.run_id)
-    if results.finished(folder):  # read-only: repairs happen under the lock
-        return "cached"
-    with results.run_lock(folder, on_wait=_tell_waiting):  # another process may be making it
-        state = results.check_run(folder)
-        if state == "done":
-            return "cached"  # made by the process that held the lock
-        params = run_parameters(cfg, profile, device)
-        for name in RUN_NOTEBOOKS:
-            if name == "train" and state == "trained":
-                continue  # trained earlier; keep the executed notebook that shows the training
-            execute(name, folder / f"{name}.ipynb", params, cwd)
-    return "ran"
-
-
-def _tell_waiting(lock: Path) -> None:
-    holder = lock.read_text().strip() if lock.exists() else "another process"
-    tqdm.write(f"{lock.parent.name}: being made by {holder}; waiting for it", file=sys.stderr)
-
-
-def inputs_key(notebook: Path, profile: str, dataset: str = "mnist") -> str:
+def inputs_key(notebook: Path, profile: str, dataset: str = "mnist", root=None) -> str:
     """Hash of what a result notebook reads: its code cells, the profile and dataset, every
-    run's metrics (of every dataset for the EVERY_DATASET pages)."""
+    run's metrics and latent probe (of every dataset for the EVERY_DATASET pages) under `root`
+    (default: results.results_root())."""
     nb = nbformat.read(notebook, as_version=4)
     h = hashlib.sha256(f"{profile}/{dataset}".encode())
     for cell in nb.cells:
         if "injected-parameters" not in cell.metadata.get("tags", []):
             h.update(cell.source.encode())
-    for metrics in sorted((results.results_root() / profile / "runs").glob("*/metrics.json")):
+    base = Path(root if root is not None else results.results_root()) / profile / "runs"
+    for metrics in sorted(base.glob("*/metrics.json")):
         raw = metrics.read_bytes()
         every = notebook.stem in EVERY_DATASET
         if results.is_done(metrics.parent) and (every or json.loads(raw).get("dataset") == dataset):
             h.update(raw)
+            probe = metrics.parent / results.PROBE
+            if probe.exists():
+                h.update(probe.read_bytes())
     return h.hexdigest()
 
 
@@ -209,23 +119,6 @@ def default_jobs(device: str | None) -> int:
     return (os.cpu_count() or 1) if pick_device(device).type == "cpu" else 1
 
 
-def _restoring_environ(fn):
-    """`fn` with os.environ as it was afterwards: the variables a call sets for its notebook
-    kernels (results and CelebA folders, plan overrides, threads) do not outlive it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        saved = dict(os.environ)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-    return wrapper
-
-
-@_restoring_environ
 def reproduce(
     profile: str = "quick",
     device: str | None = None,
@@ -243,7 +136,9 @@ def reproduce(
     """Run the whole study for a profile and dataset; skip DONE runs; return what ran, was
     cached, failed. `data_dir` is the CelebA folder (dataset="celeba"). `executor="dask"` sends
     groups of runs to a Dask cluster: `scheduler` (an address), else a LocalCluster of `jobs`
-    single-threaded workers."""
+    single-threaded workers. The folders, a trial's overrides and the threads per run form one
+    environment.Environment, passed to the executor and to every notebook kernel; this process's
+    os.environ is left as it was."""
     start = time.perf_counter()
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is unknown; allowed: {', '.join(EXECUTORS)}")
@@ -252,28 +147,25 @@ def reproduce(
         trial = results.results_root() / "trials" / f"{dataset}-{tag}"
         results_dir = results_dir or trial / "results"
         book_dir = book_dir or trial / "book"
-        os.environ[results.PLAN_ENV] = json.dumps(overrides)
-    else:
-        os.environ.pop(results.PLAN_ENV, None)
-    if results_dir is not None:
-        os.environ[results.RESULTS_ENV] = str(Path(results_dir).resolve())  # kernels inherit it
-    if data_dir is not None:
-        os.environ[CELEBA_ENV] = str(Path(data_dir).resolve())  # before plan(): w_dim
+    env = Environment.resolve(results_dir, None, data_dir, overrides)
     # parameter errors surface here, before any work: settings, data sizes, the device
-    cfgs = plan(profile, dataset, **(overrides or {}))
+    cfgs = plan(profile, dataset, celeba_root=env.celeba_dir, **env.overrides)
     if dataset == "mnist":  # JMVAE's successors, compared in their own chapter
-        cfgs += successors_plan(profile, **(overrides or {}))
+        cfgs += successors_plan(profile, **env.overrides)
     for cfg in cfgs:
         check_mnist_sizes(cfg)
     check_device(device)
     log = lambda msg: tqdm.write(msg, file=sys.stderr) if progress else None  # noqa: E731
     if dataset == "mnist":
-        fetch_mnist(log=log)
+        fetch_mnist(env.data_dir, log=log)
         notebooks = RESULT_NOTEBOOKS
     else:
-        todo = [c for c in cfgs if results.check_run(results.run_dir(profile, c.run_id)) != "done"]
+        todo = [
+            c for c in cfgs
+            if results.check_run(results.run_dir(profile, c.run_id, env.results_dir)) != "done"
+        ]  # fmt: skip
         if todo:  # finished runs need neither the images nor the judge
-            prepare_faces(todo[0], profile, progress)
+            prepare_faces(todo[0], profile, env, progress)
         notebooks = FACE_NOTEBOOKS
     book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
     summary = Summary()
@@ -287,9 +179,9 @@ def reproduce(
                 "on a CPU it takes days",
                 file=sys.stderr,
             )
-        if jobs > 1:
+        if jobs > 1 and THREADS_ENV not in os.environ:
             # small matmuls scale poorly across threads: one thread per run is the better use
-            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+            env = Environment(**{**vars(env), "threads": max(1, (os.cpu_count() or 1) // jobs)})
 
         def on_done(run_id, future):
             try:
@@ -299,19 +191,19 @@ def reproduce(
             bar.update()
 
         if executor == "dask":
-            run_dask(cfgs, profile, device, book, on_done, scheduler, workers=max(1, jobs))
+            run_dask(cfgs, profile, device, book, on_done, env, scheduler, workers=max(1, jobs))
         else:
-            run_local(cfgs, profile, device, book, jobs, on_done)
+            run_local(cfgs, profile, device, book, jobs, on_done, env)
         if summary.failed:
             summary.seconds = time.perf_counter() - start
             raise NotebookFailed(str(summary))
         for name in notebooks:
             bar.set_postfix_str(name)
             path = book / "notebooks" / f"{name}.ipynb"
-            key = inputs_key(path, profile, dataset)
+            key = inputs_key(path, profile, dataset, env.results_dir)
             params = {"profile": profile} | ({"dataset": dataset} if name == "celeba" else {})
             if name == "status" or _stored_key(path) != key:
-                execute(name, path, params, book, inputs=key)
+                execute(name, path, params, book, inputs=key, env=env)
             bar.update()
         summary.notebooks = book / "notebooks"
         if build:
@@ -323,14 +215,14 @@ def reproduce(
     return summary
 
 
-def prepare_faces(cfg: RunConfig, profile: str, progress: bool = True) -> None:
+def prepare_faces(cfg: RunConfig, profile: str, env: Environment, progress: bool = True) -> None:
     """Once, before the runs start in parallel: generate the stand-in (or check and crop the
     CelebA files) into the shared cache, and train the stand-in's attribute judge."""
     from .classifier import load_or_train
 
-    data = load_faces(cfg, progress=progress)
+    data = load_faces(cfg, progress=progress, data_root=env.data_dir, celeba_root=env.celeba_dir)
     if cfg.dataset == "standin":
-        load_or_train(cfg, profile, data, progress=progress)
+        load_or_train(cfg, profile, data, root=env.results_dir, progress=progress)
 
 
 def notebook_status(profile: str, book_dir: Path = Path(".")):

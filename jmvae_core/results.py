@@ -19,22 +19,13 @@ import numpy as np
 import torch
 
 from .config import plan, successors_plan
-from .data import REPO_ROOT
-
-RESULTS_ENV = "JMVAE_RESULTS_DIR"
-
-
-PLAN_ENV = "JMVAE_PLAN_OVERRIDES"  # JSON: the overrides of a trial (`reproduce --epochs N`)
-
-
-def plan_overrides() -> dict:
-    """The plan overrides a trial's notebooks read ($JMVAE_PLAN_OVERRIDES), else none."""
-    return json.loads(os.environ.get(PLAN_ENV) or "{}")
-
-
-def results_root() -> Path:
-    """$JMVAE_RESULTS_DIR, else `results/` in the repository."""
-    return Path(os.environ.get(RESULTS_ENV, REPO_ROOT / "results"))
+from .environment import (  # noqa: F401  (the results folder and a trial's overrides)
+    PLAN_ENV,
+    REPO_ROOT,
+    RESULTS_ENV,
+    plan_overrides,
+    results_root,
+)
 
 
 def run_dir(profile: str, run_id: str, root: Path | None = None) -> Path:

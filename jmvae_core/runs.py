@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from .train import CHECKPOINT, fit, pick_device
 TRAINED = results.TRAINED
 # "fp32", "bf16" or "auto" (default): the estimators' decoder precision (resolve_precision)
 PRECISION_ENV = "JMVAE_ESTIMATOR_PRECISION"
+
+
+RUN_NOTEBOOKS = ("train", "evaluate")
 
 
 class RunMissing(FileNotFoundError):
@@ -250,3 +254,50 @@ def _npz_bytes(arrays: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------- the same, as notebooks
+
+
+def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
+    """papermill parameters that rebuild exactly `cfg` inside train/evaluate.ipynb."""
+    m, t, e = cfg.model, cfg.train, cfg.eval
+    params = {
+        "profile": profile, "variant": m.variant, "alpha": m.alpha, "latent_dim": m.latent_dim,
+        "seed": t.seed, "epochs": t.epochs, "warmup_epochs": t.warmup_epochs,
+        "warmup_alpha": t.warmup_alpha, "n_train": t.n_train, "k": e.k, "n_prior": e.n_prior,
+        "n_test": e.n_test, "device": device, "run_id": cfg.run_id,
+    }  # fmt: skip
+    if cfg.dataset != "mnist":
+        params |= {"dataset": cfg.dataset, "width": m.width, "n_images": cfg.data.n_images}
+    if t.precision != "fp32":
+        params["precision"] = t.precision
+    return params
+
+
+def run_with_notebooks(cfg: RunConfig, profile: str, device, cwd: Path, env=None) -> str:
+    """One run as `jmvae reproduce` makes it: notebooks/train.ipynb then evaluate.ipynb executed
+    into the run's folder (each calls train_run / evaluate_run above), in kernels started with
+    `env` (an environment.Environment; None: this process's). -> 'ran' or 'cached'."""
+    from .execution import execute  # papermill: only for notebook runs
+
+    folder = results.run_dir(profile, cfg.run_id, env.results_dir if env else None)
+    if results.finished(folder):  # read-only: repairs happen under the lock
+        return "cached"
+    with results.run_lock(folder, on_wait=_tell_waiting):  # another process may be making it
+        state = results.check_run(folder)
+        if state == "done":
+            return "cached"  # made by the process that held the lock
+        params = run_parameters(cfg, profile, device)
+        for name in RUN_NOTEBOOKS:
+            if name == "train" and state == "trained":
+                continue  # trained earlier; keep the executed notebook that shows the training
+            execute(name, folder / f"{name}.ipynb", params, cwd, env=env)
+    return "ran"
+
+
+def _tell_waiting(lock: Path) -> None:
+    holder = lock.read_text().strip() if lock.exists() else "another process"
+    from tqdm import tqdm  # late: the GPU script imports this module without tqdm
+
+    tqdm.write(f"{lock.parent.name}: being made by {holder}; waiting for it", file=sys.stderr)

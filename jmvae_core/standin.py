@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from .celeba import ATTRIBUTE_FILE, IMAGE_DIR, PARTITION_FILE
+from .config import STANDIN_ATTRIBUTES
 from .data import DataError
 
 VERSION = "standin-1"
@@ -29,12 +30,7 @@ NOISE_SEED = 2016  # the fixed noise field; each image takes a window of it
 WIDTH, HEIGHT = 178, 218  # CelebA's aligned images
 CENTRE = (89.0, 118.5)  # puts the eyes near y=111 and the mouth near y=153, as in CelebA
 UNIT = 1.25  # face units to pixels: eyes 38 px apart, as in the aligned CelebA images
-# CelebA's spelling, in CelebA's column order (ASCII-sorted, as list_attr_celeba.txt is)
-ATTRIBUTES = (
-    "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair",
-    "Heavy_Makeup", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "Pale_Skin",
-    "Smiling", "Wearing_Hat", "Wearing_Lipstick",
-)  # fmt: skip
+ATTRIBUTES = STANDIN_ATTRIBUTES  # CelebA's spelling and column order
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 HAIR_RGB = {
     "Black_Hair": (38, 30, 28), "Blond_Hair": (224, 192, 112), "Brown_Hair": (106, 66, 36),
