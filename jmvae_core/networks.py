@@ -1,4 +1,4 @@
-"""MLP building blocks (book/model.md) returning distribution parameters, and their log-densities.
+"""MLP building blocks (book/model.md) returning distributions, and their log-densities.
 
 Shapes: `z` may carry leading sample dimensions, `(..., B, D)`; data tensors are `(B, X)` and
 broadcast against them. Log-densities are summed over the event dimension, giving `(..., B)`.
@@ -7,6 +7,7 @@ broadcast against them. Log-densities are summed over the event dimension, givin
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,37 @@ def kl_normal(mu_q, var_q, mu_p=None, var_p=None) -> torch.Tensor:
     return 0.5 * (var_p.log() - var_q.log() + (var_q + (mu_q - mu_p).pow(2)) / var_p - 1.0).sum(-1)
 
 
+class Gaussian(NamedTuple):
+    """A diagonal Gaussian N(mu, diag(var)), what every encoder returns: it draws (`rsample`,
+    `sample`), scores (`log_prob`) and has an analytic KL to the prior (`kl_to_prior`, the fast
+    path of the objectives); it unpacks as (mu, var)."""
+
+    mu: torch.Tensor
+    var: torch.Tensor
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.mu
+
+    def rsample(self, eps: torch.Tensor) -> torch.Tensor:
+        """Reparameterised draw mu + sqrt(var) * eps for given standard-normal noise eps."""
+        return self.mu + self.var.sqrt() * eps
+
+    def sample(self, generator: torch.Generator | None, n: int | None = None) -> torch.Tensor:
+        """One draw (B, D), or n draws (n, B, D), from `generator`."""
+        shape = self.mu.shape if n is None else (n, *self.mu.shape)
+        eps = torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
+        return self.rsample(eps)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z; mu, var) summed over D: z (..., B, D) -> (..., B)."""
+        return log_normal(z, self.mu, self.var)
+
+    def kl_to_prior(self) -> torch.Tensor:
+        """Analytic KL(N(mu, var) || N(0, I)) summed over D: -> (..., B) (the fast path)."""
+        return kl_normal(self.mu, self.var)
+
+
 class GaussianHead(nn.Module):
     """Mean (linear) and variance (softplus) of a diagonal Gaussian, as the authors' code."""
 
@@ -61,8 +93,8 @@ class GaussianHead(nn.Module):
         self.mean = nn.Linear(hidden, latent)
         self.var = nn.Linear(hidden, latent)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mean(h), F.softplus(self.var(h))
+    def forward(self, h: torch.Tensor) -> Gaussian:
+        return Gaussian(self.mean(h), F.softplus(self.var(h)))
 
 
 class GaussianMLP(nn.Module):
@@ -73,7 +105,7 @@ class GaussianMLP(nn.Module):
         self.trunk = mlp([n_in, hidden, hidden])
         self.head = GaussianHead(hidden, latent)
 
-    def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, inp: torch.Tensor) -> Gaussian:
         return self.head(self.trunk(inp))
 
 
@@ -87,7 +119,7 @@ class JointGaussianMLP(nn.Module):
         self.trunk = mlp([2 * hidden, hidden])
         self.head = GaussianHead(hidden, latent)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> Gaussian:
         h = torch.cat([self.x_branch(x), self.w_branch(w)], dim=-1)
         return self.head(self.trunk(h))
 

@@ -1,50 +1,21 @@
 """Posterior distributions the encoders and estimators share: a diagonal Gaussian, a product of
 Gaussian experts and a mixture of Gaussians (book/model.md).
 
-A `Gaussian` unpacks as the (mean, variance) pair every encoder returns, so the paper's models
-and the estimators' Gaussian fast path see no difference. A `Mixture` is the joint posterior of
-the mixture models (MMVAE, MoPoE): the estimators draw from it stratified, the same number of
-draws from each component. Sampling takes explicit noise or a torch.Generator (a seeded stream,
-which torch.distributions cannot take). Shapes: parameters (..., B, D); log-densities (..., B).
+Every encoder returns a `Gaussian` (defined with the networks that make it, jmvae_core.networks);
+it unpacks as a (mean, variance) pair, which the objectives' and estimators' fast paths read.
+A `Mixture` is the joint posterior of the mixture models (MMVAE, MoPoE): the estimators draw
+from it stratified, the same number of draws from each component. Sampling takes explicit noise
+or a torch.Generator (a seeded stream, which torch.distributions cannot take). Shapes:
+parameters (..., B, D); log-densities (..., B).
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 
-from .networks import kl_normal, log_normal
-
-
-class Gaussian(NamedTuple):
-    """A diagonal Gaussian N(mu, diag(var)); it unpacks as (mu, var)."""
-
-    mu: torch.Tensor
-    var: torch.Tensor
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.mu
-
-    def rsample(self, eps: torch.Tensor) -> torch.Tensor:
-        """Reparameterised draw mu + sqrt(var) * eps for given standard-normal noise eps."""
-        return self.mu + self.var.sqrt() * eps
-
-    def sample(self, generator: torch.Generator | None, n: int | None = None) -> torch.Tensor:
-        """One draw (B, D), or n draws (n, B, D), from `generator`."""
-        shape = self.mu.shape if n is None else (n, *self.mu.shape)
-        eps = torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
-        return self.rsample(eps)
-
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log N(z; mu, var) summed over D: z (..., B, D) -> (..., B)."""
-        return log_normal(z, self.mu, self.var)
-
-    def kl_to_prior(self) -> torch.Tensor:
-        """Analytic KL(N(mu, var) || N(0, I)) summed over D: -> (..., B) (the fast path)."""
-        return kl_normal(self.mu, self.var)
+from .networks import Gaussian, log_normal  # noqa: F401  (Gaussian: every encoder's output)
 
 
 def product_of_experts(experts: list, prior: bool = True) -> Gaussian:

@@ -34,7 +34,7 @@ def image_encoder(model):
 
     def encode(x):
         q = propose(model, x, None)
-        return q[0]  # a (mu, var) pair or a posteriors.Gaussian, which unpacks the same way
+        return q[0]  # a networks.Gaussian: (mu, var)
 
     return encode
 

@@ -31,8 +31,9 @@ class ModelSpec:
         standard-normal noise, drawn by the caller.
     estimators: estimator name -> (proposal, log-density terms of the target, subtract
         log p_hat(w)?), as jmvae_core.estimators documents.
-    proposals: proposal name -> (model, x, w) -> a posteriors.Gaussian (or (mu, var) pair) or a
-        posteriors.Mixture; None: estimators.PROPOSALS (q(z|x,w), infer_from_x, infer_from_w).
+    proposals: proposal name -> (model, x, w) -> a networks.Gaussian (it unpacks as (mu, var))
+        or a posteriors.Mixture; None: estimators.PROPOSALS (q(z|x,w), infer_from_x and
+        infer_from_w).
     label_to_image: (model, w, generator) -> image logits, one image per row of w; None if the
         model does not generate images from labels.
     image_to_label: (model, x) -> label logits; None if the model does not infer labels.

@@ -103,3 +103,26 @@ def test_tables_read_labels_and_order_from_the_registry():
     assert [tables.run_label(v) for v in registry.names()[:4]] == [
         "VAE", "CVAE", "CMMA", "JMVAE-zero",
     ]  # fmt: skip
+
+
+def test_every_encoder_returns_a_distribution():
+    """Encoders return networks.Gaussian: draws, log-density and the analytic KL fast path."""
+    import torch
+
+    from jmvae_core.networks import Gaussian, kl_normal, log_normal
+
+    for family in ("mnist", "faces"):
+        for v in registry.names(family):
+            dataset = {"mnist": "mnist", "faces": "standin"}[family]
+            cfg = config.make_config("smoke", variant=v, dataset=dataset).model
+            model = build_model(cfg).eval()
+            if not hasattr(model, "infer_from_x"):
+                continue  # the CVAE family: q(z|x,w) only, checked below
+            x = torch.rand(3, cfg.x_dim) if family == "mnist" else torch.rand(3, 3, 64, 64)
+            q = model.infer_from_x(x)
+            assert isinstance(q, Gaussian), v
+            z = q.sample(torch.Generator().manual_seed(0))
+            torch.testing.assert_close(q.log_prob(z), log_normal(z, *q))
+            torch.testing.assert_close(q.kl_to_prior(), kl_normal(*q))
+    cvae = build_model(config.make_config("smoke", variant="cvae").model)
+    assert isinstance(cvae.q_z_xw(torch.rand(2, 784), torch.eye(10)[:2]), Gaussian)
