@@ -31,7 +31,7 @@ one call:
     OUT_DIR/timing.json (one entry per call: device, each stage's seconds and report).
 Run folders: OUT_DIR/results/paper/runs/<run_id>/ in runs.py's layout (config.json,
 history.csv, TRAINED, checkpoint.pt with the final weights, metrics.json, arrays.npz,
-per_image.npz, DONE).
+per_image.npz, probe.json, DONE).
 Nothing needs to survive between calls: a call that finishes writes everything; a second
 call on a machine that kept OUT_DIR skips DONE runs and evaluates TRAINED ones.
 With --checkpoint-every N the training state of all runs (about 37 MB per run) is also saved
@@ -67,7 +67,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 PROFILE = "paper"
 RUN_FILES = (
-    "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz", "DONE",
+    "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz",
+    "probe.json", "DONE",
 )  # fmt: skip
 JUDGE_FILES = ("accuracy.json", "DONE")  # the digit judge's record (its weights stay behind)
 CHECK_TOLERANCE = 1e-4  # graph vs eager self-check: relative losses, absolute weights

@@ -29,7 +29,8 @@ SCRIPT = ROOT / "scripts" / "gpu_paper_mnist.py"
 TINY = ["--device", "cpu", "--epochs", "2", "--n-train", "500", "--n-test", "200", "--k", "10"]
 TINY += ["--n-prior", "50"]
 SMALL_FILES = {
-    "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz", "DONE",
+    "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz",
+    "probe.json", "DONE",
 }  # fmt: skip
 NOT_COMPARED = {"eval_time_s", "wall_time_s", "batched", "git_commit", "training_matmul"}
 
