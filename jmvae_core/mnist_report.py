@@ -198,7 +198,7 @@ def successors_comparisons(runs: list[dict]) -> pd.DataFrame:
 
 def successors_values(runs: list[dict]) -> dict:
     """Text values the successors chapter cites: how many successors ran, and per successor
-    its log p(x) and judged coherence."""
+    its log p(x), judged coherence and latent-probe accuracy."""
     from .config import SUCCESSORS
 
     compared = _compared(runs)
@@ -210,6 +210,8 @@ def successors_values(runs: list[dict]) -> dict:
         judged = r.get("judged_coherence") if r else None
         values[f"{v}_marginal"] = f"{est['mean']:.2f}" if est else "not available"
         values[f"{v}_coherence"] = f"{judged['coherence']:.3f}" if judged else "not available"
+        probe = r.get("latent_probe") if r else None
+        values[f"{v}_probe"] = f"{probe['accuracy']:.3f}" if probe else "not measured"
     return values
 
 
