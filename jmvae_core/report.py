@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import config, plots, results, tables
+from . import config, plots, registry, results, tables
 from . import face_tables as ft
 from .data import MNIST_MD5
 
@@ -899,3 +899,102 @@ def latent_facts(separation: pd.DataFrame) -> dict:
         "worst_accuracy": _plain(rest.min()),
         "cvae_accuracy": _plain(cvae.iloc[0]) if len(cvae) else None,
     }
+
+
+# ----------------------------------------------------------------- the face chapter's prose
+
+AT_CHANCE = ("Smiling", "Mouth_Slightly_Open", "Narrow_Eyes")  # the attributes the text names
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _csv(run: dict, name: str) -> pd.DataFrame:
+    return pd.read_csv(Path(run["path"]) / name).set_index("attribute")
+
+
+def _edit_spread(run: dict) -> tuple[float, float]:
+    """Edit figure of a run: (mean absolute deviation of a face's edits from their own average,
+    mean absolute difference of an edit from the test face), in grey levels of 255."""
+    arrays = results.load_arrays(run)
+    n_edits = len(arrays["edit_names"])
+    faces = arrays["edit_faces"].astype(float).reshape(-1, 1 + n_edits, 64, 64, 3)
+    edits, original = faces[:, 1:], faces[:, :1]
+    spread = np.abs(edits - edits.mean(1, keepdims=True)).mean()
+    return float(spread), float(np.abs(edits - original).mean())
+
+
+def face_text_values(runs: list[dict]) -> dict[str, str]:
+    """Every number the face chapter's prose cites, from the runs' files: attribute estimation
+    (attributes.csv), coherence (coherence.csv, the judge's accuracy.csv), the edit figures
+    (arrays.npz) and the seconds per step (history.csv). Glued as face_<key>; "not available"
+    where a run or file is missing."""
+    by = ft.by_variant(runs)
+    out: dict[str, str] = {}
+    kl = by.get("jmvae_kl_gan")
+    if kl is not None and (Path(kl["path"]) / "attributes.csv").exists():
+        a = _csv(kl, "attributes.csv")
+        majority = np.maximum(a["positive_rate"], 1 - a["positive_rate"])
+        others = a.drop(index=[n for n in AT_CHANCE if n in a.index])
+        out |= {
+            "kl_acc": _pct(a["accuracy"].mean()), "majority": _pct(majority.mean()),
+            "kl_auc": f"{a['auc'].mean():.3f}", "n_others": str(len(others)),
+            "others_auc": f"{others['auc'].min():.3f} and {others['auc'].max():.3f}",
+        }  # fmt: skip
+        for name in AT_CHANCE:
+            if name in a.index:
+                out[f"{name}_acc"] = _pct(a.loc[name, "accuracy"])
+                out[f"{name}_majority"] = _pct(majority[name])
+                out[f"{name}_auc"] = f"{a.loc[name, 'auc']:.3f}"
+    same = [by[v] for v in ("jmvae_gan", "jmvae_kl_face") if v in by]
+    if same:
+        aucs = pd.concat([_csv(r, "attributes.csv")["auc"] for r in same], axis=1)
+        three = aucs.loc[[n for n in AT_CHANCE if n in aucs.index]]
+        rest = aucs.drop(index=three.index)
+        out["same_three_auc"] = f"{three.min().min():.2f}–{three.max().max():.2f}"
+        out["same_rest_auc"] = f"{rest.min().min():.2f}–{rest.max().max():.2f}"
+    judged = [r for r in runs if "coherence" in r]
+    if judged:
+        out["judge_mean"] = _pct(judged[0]["coherence"]["judge_accuracy"])
+        judge_dir = results.results_root() / judged[0]["profile"]
+        found = sorted(judge_dir.glob(f"classifier-{judged[0]['dataset']}-*/accuracy.csv"))
+        if found:
+            j = pd.read_csv(found[0]).set_index("attribute")["accuracy"]
+            out["judge_three"] = ", ".join(_pct(j[n]) for n in AT_CHANCE if n in j.index)
+    summary = coherence_summary(runs)
+    for variant, key in (("jmvae_kl_gan", "kl"), ("cvae_gan", "cvae"), ("cmma_gan", "cmma"),
+                         ("jmvae_kl_face", "kl_face"), ("jmvae_gan", "zero")):  # fmt: skip
+        label = ft.LABELS[variant]
+        if label in summary.index:
+            out[f"coh_{key}"] = f"{summary.loc[label, 'mean']:.3f}"
+            out[f"coh_{key}_chance"] = f"{summary.loc[label, 'chance']:.3f}"
+            out[f"coh_{key}_all"] = _pct(summary.loc[label, "all_match"])
+    order = summary["mean"].sort_values(ascending=False)
+    out["coh_order"] = ", ".join(f"{name} ({value:.3f})" for name, value in order.items())
+    if kl is not None and (Path(kl["path"]) / "coherence.csv").exists():
+        c = _csv(kl, "coherence.csv")
+        margin = (c["coherence"] - c["chance"]).sort_values(ascending=False)
+        low = margin.index[-1]
+        out["margin_top"] = f"{margin.iloc[0]:+.3f} ({margin.index[0]})"
+        out["margin_low"] = (
+            f"{margin.iloc[-1]:+.3f} ({low}, {c.loc[low, 'coherence']:.3f} against "
+            f"{c.loc[low, 'chance']:.3f})"
+        )
+        out["margin_second_low"] = f"{margin.iloc[-2]:+.3f} ({margin.index[-2]})"
+    for variant, key in (("jmvae_kl_gan", "kl"), ("jmvae_gan", "zero")):
+        if variant in by and "edit_faces" in results.load_arrays(by[variant]):
+            spread, moved = _edit_spread(by[variant])
+            out[f"edit_{key}_spread"], out[f"edit_{key}_moved"] = f"{spread:.1f}", f"{moved:.1f}"
+    per_step = {}  # median seconds per training step (epoch time / batches per epoch)
+    for v, r in by.items():
+        if r.get("n_train"):
+            batch = results.read_json(Path(r["path"]) / "config.json")["train"]["batch_size"]
+            epoch_s = float(np.median(results.load_history(r)["time_s"]))
+            per_step[v] = epoch_s / (r["n_train"] // batch)
+    gan_steps = [s for v, s in per_step.items() if registry.spec(v).adversarial]
+    if gan_steps:
+        out["gan_step_s"] = f"{min(gan_steps):.1f}–{max(gan_steps):.1f}"
+    if "jmvae_kl_face" in per_step:
+        out["kl_face_step_s"] = f"{per_step['jmvae_kl_face']:.1f}"
+    return out
