@@ -1,7 +1,7 @@
 """The committed book, built from this checkout and opened in headless Chromium.
 
 Fails on a broken image, a chapter without its figures, a page that shows a traceback, a page
-that scrolls sideways at 1280 px outside a table's own box, a visible code cell, a figure
+that scrolls sideways at 1280 px or on a 400 px phone screen outside a table's own box, a visible code cell, a figure
 narrower than 600 px, an unresolved reference, or a landing page without its reproduction
 summary.
 Skipped where Chromium is absent, except in CI (CI=true), where `.ci/run` installs it.
@@ -136,6 +136,20 @@ def test_pages_read_as_a_report_at_1280_px(site, browser):
                 ".map(i => i.getBoundingClientRect().width)"
             )
             assert widths and min(widths) >= MIN_FIGURE_PX, (page, widths)
+
+
+def test_pages_fit_a_400_px_phone_screen(site, browser):
+    """On a phone, too, only a table's own box scrolls sideways, never the page."""
+    url, html = site
+    browser.set_window_size(400, 900)
+    try:
+        for page in _pages(html):
+            browser.get(f"{url}/{page}")
+            width = browser.execute_script("return window.innerWidth")
+            scroll = browser.execute_script("return document.documentElement.scrollWidth")
+            assert scroll <= width, (page, scroll, width)
+    finally:
+        browser.set_window_size(1280, 900)
 
 
 def test_the_landing_page_carries_the_reproduction_summary(site, browser):
