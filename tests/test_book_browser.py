@@ -1,9 +1,9 @@
 """The committed book, built from this checkout and opened in headless Chromium.
 
 Fails on a broken image, a chapter without its figures, a page that shows a traceback, a page
-that scrolls sideways at 1280 px or on a 400 px phone screen outside a table's own box, a visible code cell, a figure
-narrower than 600 px, an unresolved reference, or a landing page without its reproduction
-summary.
+that scrolls sideways at 1280 px or on a 400 px phone screen outside a table's own box, a
+visible code cell, a figure narrower than 600 px, an unresolved reference, or a landing page
+without its reproduction summary.
 Skipped where Chromium is absent, except in CI (CI=true), where `.ci/run` installs it.
 """
 
