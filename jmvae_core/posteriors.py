@@ -106,10 +106,10 @@ class UnimodalExperts(torch.nn.Module):
         self.p_w_z = CategoricalMLP(cfg.latent_dim, cfg.hidden, cfg.w_dim)
 
     def infer_from_x(self, x: torch.Tensor) -> Gaussian:
-        return Gaussian(*self.q_z_x(x))
+        return self.q_z_x(x)
 
     def infer_from_w(self, w: torch.Tensor) -> Gaussian:
-        return Gaussian(*self.q_z_w(w))
+        return self.q_z_w(w)
 
 
 def proposals_with_joint(joint) -> dict:

@@ -30,7 +30,7 @@ import torch
 from ..estimators import ESTIMATORS
 from ..generate import via_q_z_w, via_q_z_x
 from ..networks import log_std_normal
-from ..posteriors import Gaussian, Mixture, UnimodalExperts, proposals_with_joint
+from ..posteriors import Mixture, UnimodalExperts, proposals_with_joint
 from ..registry import ModelSpec, register
 
 K = 2  # importance samples per expert in training
@@ -47,7 +47,7 @@ def joint_posterior(model, x, w) -> Mixture:
 
 def mmvae_loss(model, x, w, eps, beta=1.0, alpha=None, k=K) -> dict:
     """-(stratified K-draw bound) with DReG gradients; eps holds 2K latent draws per example."""
-    experts = [Gaussian(*model.q_z_x(x)), Gaussian(*model.q_z_w(w))]
+    experts = [model.q_z_x(x), model.q_z_w(w)]
     noise = eps.unflatten(-1, (2, k, -1)).movedim((-3, -2), (0, 1))  # (2, K, ..., B, D)
     z = torch.stack([q.rsample(e) for q, e in zip(experts, noise, strict=True)])
     fixed = Mixture([(q.mu.detach(), q.var.detach()) for q in experts])

@@ -41,7 +41,7 @@ class MoPoE(UnimodalExperts):
 def subset_posteriors(model, x, w) -> list[Gaussian]:
     """q(z|{x}), q(z|{w}) and q(z|{x,w}) = PoE(N(0, I), q(z|x), q(z|w))."""
     q_x, q_w = model.q_z_x(x), model.q_z_w(w)
-    return [Gaussian(*q_x), Gaussian(*q_w), product_of_experts([q_x, q_w])]
+    return [q_x, q_w, product_of_experts([q_x, q_w])]
 
 
 def joint_posterior(model, x, w) -> Mixture:
