@@ -82,8 +82,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     run.add_argument("--precision", choices=TRAIN_PRECISIONS, help=PRECISION_HELP)
     run.add_argument(
-        "--results-dir", type=Path, default=None, help="default: $JMVAE_RESULTS_DIR or results/"
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="default: $JMVAE_RESULTS_DIR or results/; may lie outside the repository "
+        "(bring a finished run's small files back with `jmvae collect`)",
     )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads (recorded with the run, not part of its id); one thread for a "
+        "long run beside other work",
+    )
+    collect = sub.add_parser(
+        "collect",
+        parents=[common],
+        help="copy the finished runs of a results folder into results/, without checkpoints",
+    )
+    collect.add_argument("source", type=Path, help="a --results-dir of `jmvae run`")
+    collect.add_argument("--profile", default="paper", help=f"one of: {', '.join(PROFILES)}")
+    collect.add_argument("--results-dir", type=Path, default=None, help="default: results/")
     rep = sub.add_parser(
         "reproduce", parents=[common], help="run a whole profile, the result notebooks, the book"
     )
@@ -156,6 +175,10 @@ def _command(args) -> int:
         return 0
     if args.command == "reproduce":
         return _reproduce(args)
+    if args.command == "collect":
+        return _collect(args)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads} must be a positive integer")
     params = {field: getattr(args, attr) for attr, field in RUN_FIELDS.items()}
     cfg = config_from_params(args.profile, **params)
     from .runs import run_one  # imported late: `jmvae fetch-data` needs no model code
@@ -163,6 +186,10 @@ def _command(args) -> int:
 
     check_mnist_sizes(cfg)  # settings against the data and the device, before any file
     device = check_device(args.device)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     metrics = run_one(cfg, args.profile, device=device, root=args.results_dir)
     keys = ("run_id", "estimators", "accuracy", "judged_coherence", "wall_time_s")
     print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2))
@@ -206,6 +233,19 @@ def _fetch_standin(args) -> int:
     folder = standin_dir(cfg, args.data_dir.resolve() if args.data_dir is not None else None)
     root = standin.write_standin(folder, n=cfg.data.n_images, seed=cfg.data.standin_seed)
     print(f"stand-in faces ({cfg.data.n_images} images, seed {cfg.data.standin_seed}) in {root}")
+    return 0
+
+
+def _collect(args) -> int:
+    from .results import collect_runs
+
+    if args.profile not in PROFILES:
+        raise ConfigError(f"profile={args.profile!r} is unknown; allowed: {', '.join(PROFILES)}")
+    report = collect_runs(args.source, args.profile, args.results_dir)
+    for state, run_ids in report.items():
+        for run_id in run_ids:
+            print(f"{state}: {run_id}", file=sys.stderr)
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import functools
 import io
 import json
 import os
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import plan, successors_plan
+from .config import ConfigError, RunConfig, plan, successors_plan
 from .environment import (  # noqa: F401  (the results folder and a trial's overrides)
     PLAN_ENV,
     REPO_ROOT,
@@ -222,14 +224,54 @@ def _take_over(lock: Path) -> None:
     aside.unlink(missing_ok=True)
 
 
+NOT_COLLECTED = (CHECKPOINT, "LOCK*", "tmp-*")  # weights and a live process's files stay
+COLLECT_LIMIT_BYTES = 20 * 2**20  # a run's small files are kilobytes to a few megabytes
+
+
+def collect_runs(source: Path, profile: str, root: Path | None = None) -> dict[str, list[str]]:
+    """Copy the finished runs of `profile` under a results folder `source` into this study's
+    results folder (default: results/), without checkpoints: {"copied", "present", "unfinished"}
+    -> run ids. A run's files are copied first and its DONE last, so a copy cut short is no
+    result; a run already finished here is left as it is."""
+    runs = Path(source) / profile / "runs"
+    if not runs.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"it has no {profile}/runs/ folder", str(source))
+    report: dict[str, list[str]] = {"copied": [], "present": [], "unfinished": []}
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
+        target = run_dir(profile, folder.name, root)
+        if not finished(folder):
+            report["unfinished"].append(folder.name)
+            continue
+        if finished(target):
+            report["present"].append(folder.name)
+            continue
+        files = [
+            f for f in sorted(folder.iterdir())
+            if f.is_file() and f.name != DONE and not any(f.match(p) for p in NOT_COLLECTED)
+        ]  # fmt: skip
+        large = [f.name for f in files if f.stat().st_size > COLLECT_LIMIT_BYTES]
+        if large:
+            raise ConfigError(f"{folder}: {large} over {COLLECT_LIMIT_BYTES >> 20} MiB: not small")
+        stored = {k: v for k, v in read_json(folder / "config.json").items() if k != "profile"}
+        if RunConfig.from_dict(stored).run_id != folder.name:
+            raise ConfigError(f"{folder}: its config.json does not hash to the folder's name")
+        for f in files:
+            atomic_write_bytes(target / f.name, f.read_bytes())
+        mark_done(target)
+        report["copied"].append(folder.name)
+    return report
+
+
 def mark_done(folder: Path) -> None:
     """Written last: a folder without DONE is an unfinished run, never a result."""
     write_text(Path(folder) / DONE, "done\n")
 
 
+@functools.cache
 def git_commit() -> str:
     """The full commit hash, '-dirty' if jmvae_core has uncommitted changes; 'unknown' outside
-    git."""
+    git. Read once per process, at its first call: a run that trains for hours records the code
+    it started with, not a commit made while it ran (runs call it before training)."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
@@ -254,6 +296,7 @@ def provenance(device: torch.device) -> dict:
         "device_name": device_name(device),
         "torch": torch.__version__.split("+")[0],
         "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
         "git_commit": git_commit(),
     }
 

@@ -56,11 +56,12 @@ def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=Tru
     if results.check_run(folder) in ("trained", "done"):
         return pd.read_csv(folder / "history.csv").to_dict("records")
     device = pick_device(device)
+    started = results.provenance(device)  # the code and threads the training starts with
     results.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
     data = _data(cfg, device, progress)
     _, history = fit(cfg, data, folder, device=device, progress=progress)
     results.write_text(folder / "history.csv", pd.DataFrame(history).to_csv(index=False))
-    results.write_json(folder / TRAINED, results.provenance(device))
+    results.write_json(folder / TRAINED, started)
     return history
 
 

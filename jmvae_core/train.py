@@ -175,7 +175,13 @@ def fit(
             tqdm.write(message, file=sys.stderr)  # stdout carries results only
     model.train()
     epochs = range(len(history), tc.epochs)
-    bar = tqdm(epochs, desc=cfg.run_id, disable=not progress, initial=len(history), total=tc.epochs)
+    # a terminal gets a bar; a log file (or a notebook) a line per epoch that `tail` can read
+    lines = progress and not sys.stderr.isatty()
+    bar = tqdm(
+        epochs, desc=cfg.run_id, disable=not progress or lines, initial=len(history),
+        total=tc.epochs,
+    )  # fmt: skip
+    first, session_s = len(history), 0.0
     for epoch in bar:
         start = time.perf_counter()
         row = _run_epoch(model, optimizers, data, cfg, epoch, generator)
@@ -183,7 +189,8 @@ def fit(
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.2f}")
         last = epoch + 1 == tc.epochs
-        if ckpt is not None and ((epoch + 1) % checkpoint_every == 0 or last):
+        saved = ckpt is not None and ((epoch + 1) % checkpoint_every == 0 or last)
+        if saved:
             state = {
                 "model": model.state_dict(),
                 **_optimizer_states(optimizers),
@@ -191,10 +198,29 @@ def fit(
                 "history": history,
             }
             results.save_torch(ckpt, state)
+        session_s += row["time_s"]
+        if lines:
+            mean_s = session_s / (epoch + 1 - first)  # over the epochs of this call
+            print(epoch_line(cfg.run_id, row, tc.epochs, mean_s, saved), file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(row)
     model.eval()
     return model, history
+
+
+def epoch_line(run_id: str, row: dict, epochs: int, mean_s: float, saved: bool) -> str:
+    """One progress line: epoch, loss, seconds per epoch and the time left at that pace."""
+    left = round(mean_s * (epochs - row["epoch"]))
+    eta = (
+        f"{left // 3600}h{left % 3600 // 60:02d}m"
+        if left >= 3600
+        else f"{left // 60}m{left % 60:02d}s"
+    )
+    saved = ", checkpoint saved" if saved else ""
+    return (
+        f"{run_id}: epoch {row['epoch']}/{epochs} loss {row['loss']:.2f}, "
+        f"{row['time_s']:.1f} s (mean {mean_s:.1f} s), ETA {eta}{saved}"
+    )
 
 
 def _optimizer_states(optimizers: dict) -> dict:
