@@ -35,6 +35,7 @@ RESULT_NOTEBOOKS = (
     "setup", "table1", "latent", "alpha", "generation", "claims", "successors", "reproducibility",
     "performance", "status",
 )  # fmt: skip
+PAPER_PAGES = ("table1", "claims")  # read the paper protocol's runs beside their profile's
 FACE_NOTEBOOKS = ("celeba", "status")  # the face chapter reads one dataset: a parameter
 EVERY_DATASET = ("reproducibility", "status")  # pages that list the runs of both halves
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book", "notebooks")
@@ -65,14 +66,18 @@ class Summary:
 def inputs_key(notebook: Path, profile: str, dataset: str = "mnist", root=None) -> str:
     """Hash of what a result notebook reads: its code cells, the profile and dataset, every
     run's metrics and latent probe (of every dataset for the EVERY_DATASET pages) under `root`
-    (default: results.results_root())."""
+    (default: results.results_root()), and the paper profile's runs for the PAPER_PAGES."""
     nb = nbformat.read(notebook, as_version=4)
     h = hashlib.sha256(f"{profile}/{dataset}".encode())
     for cell in nb.cells:
         if "injected-parameters" not in cell.metadata.get("tags", []):
             h.update(cell.source.encode())
-    base = Path(root if root is not None else results.results_root()) / profile / "runs"
-    for metrics in sorted(base.glob("*/metrics.json")):
+    root = Path(root if root is not None else results.results_root())
+    profiles = [profile] + (
+        ["paper"] if notebook.stem in PAPER_PAGES and profile != "paper" else []
+    )
+    found = [m for p in profiles for m in sorted((root / p / "runs").glob("*/metrics.json"))]
+    for metrics in found:
         raw = metrics.read_bytes()
         every = notebook.stem in EVERY_DATASET
         if results.is_done(metrics.parent) and (every or json.loads(raw).get("dataset") == dataset):

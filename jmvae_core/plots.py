@@ -115,8 +115,9 @@ def learning_curve(
         names["kl_prior"] = "KL(q(z|·) ‖ p(z))"  # VAE or CVAE: the encoder's input is unknown
     names.update(labels or {})
     epochs = history["epoch"]
+    marker = "o" if len(epochs) <= 50 else None  # 500 epochs read as lines
     fig, (ax0, ax1) = _figure(WIDE, 4.4, ncols=2, width_ratios=[1, 1.15])
-    ax0.plot(epochs, history["loss"], marker="o", ms=4, color="k", label=names["loss"])
+    ax0.plot(epochs, history["loss"], marker=marker, ms=4, color="k", label=names["loss"])
     ax0.set(xlabel="epoch", ylabel="nats per example")
     ax0.set_title(_wrap(title, _chars(5, 15)) if title else "training loss", loc="left")
     ax0.legend(loc="upper right")
@@ -124,7 +125,7 @@ def learning_curve(
         t for t in LOSS_TERMS[1:] if t in history and np.any(np.asarray(history[t]) != 0)
     ]  # an all-zero term (e.g. CMMA without the prior KL) is not part of this loss
     for i, term in enumerate(terms):
-        ax1.plot(epochs, history[term], marker="o", ms=4, color=f"C{i}", label=names[term])
+        ax1.plot(epochs, history[term], marker=marker, ms=4, color=f"C{i}", label=names[term])
     positive = all((history[t] > 0).all() for t in terms)
     ax1.set(xlabel="epoch", ylabel="nats per example" + (" (log scale)" if positive else ""))
     if positive and terms:

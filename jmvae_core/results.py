@@ -303,7 +303,7 @@ def provenance(device: torch.device) -> dict:
 
 def load_runs(
     profile: str, root: Path | None = None, planned_only: bool = True, dataset: str = "mnist",
-    longer: bool = False, successors: bool = False,
+    longer: bool = False, successors: bool = False, complete: bool = True,
 ) -> list[dict]:  # fmt: skip
     """metrics.json of the finished (DONE) runs of a profile, with its folder under 'path'.
 
@@ -311,7 +311,9 @@ def load_runs(
     (e.g. `jmvae run --epochs 40`) never slips into a table; the plan's longer-trained runs
     (config.CONVERGENCE_RUNS) only with `longer`, so that tables over seeds never mix them in;
     JMVAE's successors (config.successors_plan) only with `successors`. Unfinished folders are
-    skipped: a crashed run is never read as a result.
+    skipped: a crashed run is never read as a result. A missing run of the plan raises,
+    unless `complete` is False: then the finished ones are returned, perhaps none (the paper
+    profile, whose runs are made a few at a time).
     """
     base = Path(root if root is not None else results_root()) / profile / "runs"
     overrides = plan_overrides()  # a trial's notebooks look for the trial's runs
@@ -328,7 +330,7 @@ def load_runs(
             if metrics.get("dataset", "mnist") == dataset:
                 runs.append({**metrics, **_probe(folder), "path": str(folder)})
     missing = sorted(wanted - {r["run_id"] for r in runs}) if wanted is not None else []
-    if missing or not runs:
+    if complete and (missing or not runs):
         raise FileNotFoundError(
             f"{len(missing) or 'no'} run(s) of the {profile} profile are not finished in {base} "
             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "

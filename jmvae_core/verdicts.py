@@ -51,7 +51,7 @@ class Difference:
 def seed_sd(runs: list[dict], variant: str, alpha: float, estimator: str) -> tuple[float, str]:
     """Seed-to-seed standard deviation of one model's estimate: from the runs when the model
     has at least three seeds, else from the quick profile's committed seed study."""
-    values = [r["estimators"][estimator]["mean"] for r in _select(runs, variant, alpha)]
+    values = [r["estimators"][estimator]["mean"] for r in select_runs(runs, variant, alpha)]
     if len(values) >= 3:
         return float(np.std(values, ddof=1)), f"{len(values)} seeds of these runs"
     study, _ = results.load_benchmark(SEED_STUDY)
@@ -59,7 +59,8 @@ def seed_sd(runs: list[dict], variant: str, alpha: float, estimator: str) -> tup
     return float(np.std(fp32, ddof=1)), f"the seed study ({len(fp32)} seeds of JMVAE-kl α=0.1)"
 
 
-def _select(runs, variant, alpha=0.0, latent_dim=64):
+def select_runs(runs, variant, alpha=0.0, latent_dim=64) -> list[dict]:
+    """The runs of one model (variant, alpha) at one latent size."""
     return [r for r in runs if r["variant"] == variant and r["latent_dim"] == latent_dim
             and math.isclose(r["alpha"] or 0.0, alpha)]  # fmt: skip
 
@@ -69,8 +70,8 @@ def difference(runs, a: tuple, b: tuple, est_a: str, est_b=None, sd=None, latent
     same), over the seeds both have: per image where both runs stored their estimates and were
     scored on the same test images, else from the means and their standard errors."""
     est_b = est_b or est_a
-    ra = {r["seed"]: r for r in _select(runs, *a, latent_dim=latent_dim)}
-    rb = {r["seed"]: r for r in _select(runs, *b, latent_dim=latent_dim)}
+    ra = {r["seed"]: r for r in select_runs(runs, *a, latent_dim=latent_dim)}
+    rb = {r["seed"]: r for r in select_runs(runs, *b, latent_dim=latent_dim)}
     seeds = sorted(set(ra) & set(rb))
     if not seeds:
         raise ValueError(f"no seed has both {a} and {b}")
@@ -125,13 +126,13 @@ def _claim1(runs, alpha):
 
 
 def _claim2(runs, alpha):
-    (kl,) = [r for r in _select(runs, "jmvae_kl", alpha) if r["seed"] == min_seed(runs)]
+    (kl,) = [r for r in select_runs(runs, "jmvae_kl", alpha) if r["seed"] == min_seed(runs)]
     acc, acc_se = proportion(kl["accuracy"]["w_from_x"], kl["estimators"]["marginal"]["n_test"])
     judged = kl["judged_coherence"]
     coh, coh_se, chance = judged["coherence"], judged["sem"], judged["chance"]
     others = []
     for variant in ("cvae", "cmma"):
-        for r in _select(runs, variant):
+        for r in select_runs(runs, variant):
             if r["seed"] == kl["seed"] and "judged_coherence" in r:
                 c = r["judged_coherence"]
                 others.append(f"{run_label(variant)} {c['coherence']:.3f} ± {c['sem']:.3f}")

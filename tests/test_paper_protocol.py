@@ -1,0 +1,79 @@
+"""The pages read the paper profile where its runs exist: Table 1's headline, the convergence
+table, the learning curve and claim 1, each labelled with its protocol, never mixed with the
+quick profile in one comparison; nothing breaks while none exists."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jmvae_core import paper_protocol, results, tables
+from jmvae_core.config import make_config
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ROOT / "results" / "quick" / "runs"
+
+
+def _as_paper_run(root: Path, quick_id: str, variant: str, alpha: float) -> str:
+    """A committed quick run's files under the paper profile's run id, marked 500 epochs: the
+    pages' reading side, exercised without training for days."""
+    cfg = make_config("paper", variant=variant, alpha=alpha)
+    folder = results.run_dir("paper", cfg.run_id, root)
+    folder.mkdir(parents=True)
+    metrics = json.loads((QUICK / quick_id / "metrics.json").read_text())
+    metrics |= {"run_id": cfg.run_id, "profile": "paper", "epochs": 500}
+    for e in metrics["estimators"].values():
+        e["k"] = 1000
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "config.json").write_text(json.dumps({"profile": "paper", **cfg.to_dict()}))
+    for name in ("per_image.npz", "history.csv"):
+        shutil.copy(QUICK / quick_id / name, folder / name)
+    results.mark_done(folder)
+    return cfg.run_id
+
+
+@pytest.fixture
+def paper_root(tmp_path):
+    kl = _as_paper_run(tmp_path, "jmvae_kl-a0.1-z64-s1-3d4839bfad", "jmvae_kl", 0.1)
+    vae = _as_paper_run(tmp_path, "vae-z64-s1-d81944bcde", "vae", 0.0)
+    return tmp_path, kl, vae
+
+
+def test_no_paper_run_yet_reads_as_not_available(tmp_path):
+    runs = paper_protocol.load(tmp_path)
+    assert runs == []
+    assert paper_protocol.runs_table(runs).iloc[0, 0] == paper_protocol.NOT_YET
+    assert paper_protocol.status(runs) == {"done": "0", "total": "39", "which": "none"}
+    assert paper_protocol.claim1(runs)["verdict"] == tables.NOT_AVAILABLE
+    longer = results.load_runs("quick", longer=True)
+    assert tables.headline(longer + runs)["label"] == "quick profile, 20 epochs"
+
+
+def test_the_pages_prefer_the_paper_protocol_and_label_it(paper_root):
+    root, kl, vae = paper_root
+    paper = paper_protocol.load(root)
+    assert sorted(r["run_id"] for r in paper) == sorted([kl, vae])
+    longer = results.load_runs("quick", longer=True)
+    head = tables.headline(longer + paper)
+    assert head["run"] == kl and head["epochs"] == "500"
+    assert head["label"] == "paper protocol, seed 1 of 5, CPU"
+    conv = tables.convergence_table(longer + paper)
+    assert conv.loc[(1000, 500), "protocol"] == "paper protocol, seed 1 of 5, CPU"
+    assert conv.loc[(1000, 20), "protocol"] == "quick profile, 20 epochs"
+    assert paper_protocol.curve_run(longer, paper)["run_id"] == kl
+    table = paper_protocol.runs_table(paper)
+    assert list(table.index) == [tables.run_label("jmvae_kl", 0.1), tables.run_label("vae")]
+    assert set(table["N"]) == {5000} and set(table["k"]) == {"1000"}
+    assert paper_protocol.status(paper)["done"] == "2"
+
+
+def test_claim1_at_the_paper_protocol_is_paired_and_names_its_seed_spread(paper_root):
+    root, kl, _ = paper_root
+    paper = paper_protocol.load(root)
+    claim = paper_protocol.claim1(paper)
+    assert claim["verdict"] in {"supported", "not supported", "not resolved"}
+    assert "paired on the same test images" in claim["evidence"]
+    assert "seed spread from the seed study" in claim["evidence"]
+    only_kl = [r for r in paper if r["run_id"] == kl]
+    assert paper_protocol.claim1(only_kl)["verdict"] == tables.NOT_AVAILABLE
