@@ -12,6 +12,7 @@ from .config import (
     DATASETS,
     MNIST_VARIANTS,
     PROFILES,
+    RUN_FILTERS,
     TRAIN_PRECISIONS,
     ConfigError,
     config_from_params,
@@ -138,6 +139,17 @@ def _parser() -> argparse.ArgumentParser:
         help="Dask scheduler address (tcp://host:8786; dask-jobqueue for SLURM/PBS); "
         "default: a LocalCluster of --jobs workers",
     )
+    only = rep.add_argument_group(
+        "run filter",
+        "train only the plan's runs that match (each flag may repeat); the result "
+        "notebooks and the book follow once every run of the plan is finished",
+    )
+    only.add_argument("--variant", action="append", dest="only_variant", metavar="VARIANT")
+    only.add_argument("--alpha", action="append", type=float, dest="only_alpha", metavar="ALPHA")
+    only.add_argument(
+        "--latent-dim", action="append", type=int, dest="only_latent_dim", metavar="D"
+    )
+    only.add_argument("--seed", action="append", type=int, dest="only_seed", metavar="SEED")
     rep.add_argument("--results-dir", type=Path, default=None)
     rep.add_argument("--book-dir", type=Path, default=None, help="default: the repository")
     rep.add_argument("--no-build", action="store_true", help="skip jupyter-book build")
@@ -266,6 +278,11 @@ def _reproduce(args) -> int:
         data_dir=args.data_dir,
         executor=args.executor,
         scheduler=args.scheduler,
+        only={
+            name: values
+            for name in RUN_FILTERS
+            if (values := getattr(args, f"only_{name}")) is not None
+        },
     )
     print(summary)
     return 0

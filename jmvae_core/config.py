@@ -406,6 +406,31 @@ def plan(
     return runs
 
 
+RUN_FILTERS = ("variant", "alpha", "latent_dim", "seed")  # what `reproduce --only` can name
+
+
+def select_runs(cfgs: list[RunConfig], only: dict | None) -> list[RunConfig]:
+    """The runs of a plan that match every given filter (`only`: a field of RUN_FILTERS -> the
+    allowed values); a ConfigError names a filter that matches nothing, so a typo never trains
+    an empty plan."""
+    if not only:
+        return list(cfgs)
+    unknown = sorted(set(only) - set(RUN_FILTERS))
+    if unknown:
+        raise ConfigError(f"run filter {unknown} is unknown; allowed: {', '.join(RUN_FILTERS)}")
+    value = {
+        "variant": lambda c: c.model.variant, "alpha": lambda c: c.model.alpha,
+        "latent_dim": lambda c: c.model.latent_dim, "seed": lambda c: c.train.seed,
+    }  # fmt: skip
+    chosen = list(cfgs)
+    for name, allowed in only.items():
+        allowed = set(allowed)
+        chosen = [c for c in chosen if value[name](c) in allowed]
+        if not chosen:
+            raise ConfigError(f"no run of the plan has {name} in {sorted(allowed)}")
+    return chosen
+
+
 def successors_plan(profile: str, **overrides) -> list[RunConfig]:
     """The runs of JMVAE's successors (SUCCESSORS) on MNIST: each at latent 64 and every seed of
     the profile, with the profile's schedule, as plan() makes JMVAE's. A separate list, so that

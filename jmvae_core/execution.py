@@ -23,6 +23,11 @@ def _kernel_manager(variables: dict[str, str]):
     from jupyter_client import AsyncKernelManager
 
     class KernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            if os.name == "posix":  # local sockets: no TCP port, no "without encryption" warning
+                self.transport = "ipc"
+
         async def start_kernel(self, **kw):
             return await super().start_kernel(**{"env": dict(variables), **kw})
 
@@ -39,9 +44,8 @@ def execute(
 
     source = cwd / "notebooks" / f"{notebook}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
-    manager = (
-        {} if env is None else {"kernel_manager_class": _kernel_manager(env.kernel_variables())}
-    )
+    variables = dict(os.environ) if env is None else env.kernel_variables()
+    manager = {"kernel_manager_class": _kernel_manager(variables)}
     try:
         pm.execute_notebook(
             str(source), str(output), parameters=parameters, kernel_name="python3",

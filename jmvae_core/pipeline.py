@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import results
-from .config import ConfigError, RunConfig, plan, successors_plan
+from .config import ConfigError, RunConfig, plan, select_runs, successors_plan
 from .data import check_mnist_sizes, fetch_mnist
 from .environment import REPO_ROOT, THREADS_ENV, Environment
 from .execution import NotebookFailed, execute
@@ -49,6 +49,7 @@ class Summary:
     book: Path | None = None
     notebooks: Path | None = None  # where the result notebooks were executed
     seconds: float = 0.0
+    waiting: int = 0  # runs of the plan outside a run filter still unfinished: no pages yet
 
     def __str__(self) -> str:
         lines = [
@@ -56,6 +57,11 @@ class Summary:
             f"in {self.seconds:.0f} s"
         ]
         lines += [f"  failed: {f}" for f in self.failed]
+        if self.waiting:
+            lines.append(
+                f"result notebooks and book not made: {self.waiting} run(s) of the plan "
+                "outside the run filter are unfinished"
+            )
         if self.notebooks:
             lines.append(f"notebooks: {self.notebooks}")
         if self.book:
@@ -85,7 +91,17 @@ def inputs_key(notebook: Path, profile: str, dataset: str = "mnist", root=None) 
             probe = metrics.parent / results.PROBE
             if probe.exists():
                 h.update(probe.read_bytes())
+    if notebook.stem == "status":  # it reports how and when the other notebooks ran
+        for path in status_sources(profile, notebook.parent.parent, root):
+            meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+            h.update(json.dumps([str(path.name), _execution(meta)], sort_keys=True).encode())
     return h.hexdigest()
+
+
+def _execution(meta: dict) -> dict:
+    """What the status page reads from a notebook's papermill metadata."""
+    keys = ("duration", "end_time", "exception")
+    return {k: meta.get(k) for k in keys} | {"profile": meta.get("parameters", {}).get("profile")}
 
 
 def _stored_key(notebook: Path) -> str | None:
@@ -137,13 +153,15 @@ def reproduce(
     data_dir: Path | None = None,
     executor: str = "local",
     scheduler: str | None = None,
+    only: dict | None = None,
 ) -> Summary:
     """Run the whole study for a profile and dataset; skip DONE runs; return what ran, was
     cached, failed. `data_dir` is the CelebA folder (dataset="celeba"). `executor="dask"` sends
     groups of runs to a Dask cluster: `scheduler` (an address), else a LocalCluster of `jobs`
     single-threaded workers. The folders, a trial's overrides and the threads per run form one
     environment.Environment, passed to the executor and to every notebook kernel; this process's
-    os.environ is left as it was."""
+    os.environ is left as it was. `only` (config.select_runs) trains a part of the plan; the
+    result notebooks and the book follow once every run of the plan is finished."""
     start = time.perf_counter()
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is unknown; allowed: {', '.join(EXECUTORS)}")
@@ -157,6 +175,7 @@ def reproduce(
     cfgs = plan(profile, dataset, celeba_root=env.celeba_dir, **env.overrides)
     if dataset == "mnist":  # JMVAE's successors, compared in their own chapter
         cfgs += successors_plan(profile, **env.overrides)
+    whole, cfgs = cfgs, select_runs(cfgs, only)
     for cfg in cfgs:
         check_mnist_sizes(cfg)
     check_device(device)
@@ -202,12 +221,17 @@ def reproduce(
         if summary.failed:
             summary.seconds = time.perf_counter() - start
             raise NotebookFailed(str(summary))
+        summary.waiting = sum(
+            not results.finished(results.run_dir(profile, c.run_id, env.results_dir)) for c in whole
+        )
+        if summary.waiting:  # the pages read the whole plan
+            notebooks, build = (), False
         for name in notebooks:
             bar.set_postfix_str(name)
             path = book / "notebooks" / f"{name}.ipynb"
             key = inputs_key(path, profile, dataset, env.results_dir)
             params = {"profile": profile} | ({"dataset": dataset} if name == "celeba" else {})
-            if name == "status" or _stored_key(path) != key:
+            if _stored_key(path) != key:  # nothing to redo: nothing rewritten
                 execute(name, path, params, book, inputs=key, env=env)
             bar.update()
         summary.notebooks = book / "notebooks"
@@ -233,19 +257,27 @@ def prepare_faces(cfg: RunConfig, profile: str, env: Environment, progress: bool
 def notebook_status(profile: str, book_dir: Path = Path(".")):
     """Execution time of every executed notebook of a profile (papermill metadata) as a table."""
     base = results.results_root() / profile / "runs"
-    paths = [book_dir / "notebooks" / f"{n}.ipynb" for n in RESULT_NOTEBOOKS if n != "status"]
-    paths += sorted(base.glob("*/*.ipynb"))
     rows = []
-    for path in paths:
-        if not path.exists():
-            continue
+    for path in status_sources(profile, book_dir):
         meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
         where = path.parent.name if path.parent.parent == base else "notebooks"
+        run = _execution(meta)
         rows.append({
             "notebook": f"{where}/{path.name}",
-            "profile": meta.get("parameters", {}).get("profile"),
-            "seconds": round(float(meta.get("duration") or 0.0), 1),
-            "finished": (meta.get("end_time") or "")[:19],
-            "status": meta.get("exception") and "failed" or ("ok" if meta else "not executed"),
+            "profile": run["profile"],
+            "seconds": round(float(run["duration"] or 0.0), 1),
+            "finished": (run["end_time"] or "")[:19],
+            "status": run["exception"] and "failed" or ("ok" if meta else "not executed"),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def status_sources(profile: str, book_dir: Path = Path("."), root=None) -> list[Path]:
+    """The executed notebooks the status page reports: the result notebooks of `book_dir` (the
+    face chapter's included) and every run's train/evaluate notebook of the profile under
+    `root`."""
+    base = Path(root if root is not None else results.results_root()) / profile / "runs"
+    pages = dict.fromkeys(RESULT_NOTEBOOKS + FACE_NOTEBOOKS)
+    paths = [book_dir / "notebooks" / f"{n}.ipynb" for n in pages if n != "status"]
+    paths += sorted(base.glob("*/*.ipynb"))
+    return [p for p in paths if p.exists()]

@@ -1,9 +1,19 @@
 """Shared fixtures: tiny configs, and the genuine MNIST files (fetched by the test command)."""
 
+import os
+
 import pytest
 import torch
 
 from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir
+
+# Under pytest-xdist each worker process takes its share of the cores, and so do the kernels
+# and subprocesses it starts (they inherit OMP_NUM_THREADS): two workers with two intra-op threads
+# each on two cores would spin against each other.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

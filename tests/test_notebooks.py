@@ -29,7 +29,7 @@ def test_result_notebooks_are_committed_executed():
 
 @pytest.mark.parametrize("name", STRICT)
 def test_result_notebook_reproduces_its_outputs(name):
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--nbval"]
     cmd += ["--sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")]
     done = subprocess.run(
         [*cmd, str(ROOT / "notebooks" / f"{name}.ipynb")], capture_output=True, text=True, cwd=ROOT

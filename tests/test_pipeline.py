@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import nbformat
 import pytest
 
 from jmvae_core import executors, pipeline, results
-from jmvae_core.config import ConfigError, plan
+from jmvae_core.config import ConfigError, plan, select_runs
 from jmvae_core.data import load_mnist
 from jmvae_core.runs import run_with_notebooks
 from jmvae_core.train import CHECKPOINT, fit
@@ -92,7 +93,7 @@ def test_smoke_training_notebooks_pass_nbval_lax(smoke):
     base, _, _ = smoke
     notebooks = sorted((base / "results" / "smoke" / "runs").glob("vae-z64*/*.ipynb"))
     assert len(notebooks) == 2
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--nbval-lax"]
     done = subprocess.run([*cmd, *map(str, notebooks)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:]
 
@@ -111,15 +112,21 @@ def test_parameter_errors_fail_before_any_work(kwargs, message, tmp_path, monkey
 
 
 def test_dask_executor_gives_the_local_results(smoke, tmp_path, monkeypatch):
-    """The smoke plan as grouped tasks on a LocalCluster of two workers: identical metrics."""
+    """Two groups of the smoke plan (a run filter) as tasks on a LocalCluster of two workers:
+    identical metrics; the pages wait for the rest of the plan."""
     base, _, interrupted = smoke
     monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "results"))
+    only = {"variant": ["vae", "jmvae_kl"], "latent_dim": [64]}
+    chosen = select_runs(plan("smoke"), only)
+    assert len(executors.group_runs(chosen)) == 2 and interrupted in chosen
     summary = pipeline.reproduce(
         "smoke", device="cpu", book_dir=tmp_path / "book", build=False, progress=False,
-        executor="dask", jobs=2,
+        executor="dask", jobs=2, only=only,
     )  # fmt: skip
-    assert len(summary.ran) == len(plan("smoke")) and not summary.failed
-    for cfg in plan("smoke"):
+    assert sorted(summary.ran) == sorted(c.run_id for c in chosen) and not summary.failed
+    assert summary.waiting == len(plan("smoke")) - len(chosen) and summary.notebooks is None
+    assert "result notebooks and book not made" in str(summary)
+    for cfg in chosen:
         ours = json.loads((results.run_dir("smoke", cfg.run_id) / "metrics.json").read_text())
         local = results.run_dir("smoke", cfg.run_id, base / "results") / "metrics.json"
         theirs = json.loads(local.read_text())
@@ -131,6 +138,14 @@ def test_dask_executor_gives_the_local_results(smoke, tmp_path, monkeypatch):
         for name, est in theirs["estimators"].items():
             gap = abs(ours["estimators"][name]["mean"] - est["mean"])
             assert gap <= tol * abs(est["mean"]), (cfg.run_id, name, gap)
+
+
+def test_a_run_filter_that_matches_nothing_is_named_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "fetch_mnist", lambda **_: pytest.fail("started work"))
+    with pytest.raises(ConfigError, match=r"no run of the plan has seed in \[7\]"):
+        pipeline.reproduce("smoke", results_dir=tmp_path, only={"seed": [7]}, progress=False)
+    with pytest.raises(ConfigError, match="run filter \\['colour'\\] is unknown"):
+        pipeline.reproduce("smoke", results_dir=tmp_path, only={"colour": [1]}, progress=False)
 
 
 def test_runs_of_one_architecture_form_one_dask_task():
@@ -177,9 +192,15 @@ def test_a_trial_is_consistent_and_leaves_the_committed_notebooks_alone(tmp_path
     assert committed == {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
 
 
-def test_two_reproduce_at_once_share_the_work(tmp_path):
-    """Two `jmvae reproduce --profile smoke` started together on one results folder: every
-    run is made by exactly one of them (the other waits for it and finds it cached)."""
+def test_two_reproduce_at_once_share_the_work(smoke, tmp_path):
+    """Two `jmvae reproduce --profile smoke` started together on one results folder with runs
+    missing (the smoke reproduction's, two runs removed): every missing run is made by exactly
+    one of them (the other waits for it and finds it cached), and both make the pages."""
+    base, _, _ = smoke
+    shutil.copytree(base / "results", tmp_path / "results")
+    removed = plan("smoke")[:2]
+    for cfg in removed:
+        shutil.rmtree(results.run_dir("smoke", cfg.run_id, tmp_path / "results"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop(results.PLAN_ENV, None)
     procs = [
@@ -214,7 +235,12 @@ def test_two_reproduce_at_once_share_the_work(tmp_path):
     counts = [[int(n) for n in re.findall(r"ran (\d+) run\(s\), (\d+) cached", out)[0]]
               for out, _ in outs]  # fmt: skip
     n = len(plan("smoke"))
-    assert counts[0][0] + counts[1][0] == n and all(r + c == n for r, c in counts), counts
+    assert counts[0][0] + counts[1][0] == len(removed), counts
+    assert all(r + c == n for r, c in counts), counts
     for cfg in plan("smoke"):
         folder = results.run_dir("smoke", cfg.run_id, tmp_path / "results")
         assert results.check_run(folder) == "done" and not (folder / results.LOCK).exists()
+    for i in (1, 2):
+        for name in pipeline.RESULT_NOTEBOOKS:
+            nb = nbformat.read(tmp_path / f"book{i}" / "notebooks" / f"{name}.ipynb", 4)
+            assert not nb.metadata["papermill"].get("exception"), (i, name)
