@@ -39,7 +39,7 @@ from .batched_step import (
     save_group,
 )
 from .config import ConfigError, RunConfig, architecture
-from .data import MNIST
+from .data import MNIST, check_data
 from .models import build_model
 from .objectives import OBJECTIVES
 from .stacked import (  # noqa: F401  (BLinear, BatchedModel: the stacked model's public names)
@@ -220,6 +220,8 @@ def fit_batched(
     eval mode, histories), in `cfgs` order; a row's time_s is the epoch's wall time divided by
     the number of runs (the run's share) and batch_runs is that number.
     """
+    for cfg in cfgs:
+        check_data(cfg, data)
     members = split_groups(cfgs, max_group_runs)
     if cfgs[0].train.precision != "fp32":  # the batched step has no autocast (yet)
         raise ConfigError(

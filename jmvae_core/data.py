@@ -176,6 +176,17 @@ def check_mnist_sizes(cfg) -> None:
         )
 
 
+def check_data(cfg, data) -> None:
+    """ConfigError unless a run's batch fits the training images actually passed (what `fit`
+    and `fit_batched` meet, whatever the configuration's n_train says)."""
+    n = int(data.x_train.shape[0])
+    if cfg.train.batch_size > n:
+        raise ConfigError(
+            f"batch_size={cfg.train.batch_size} is larger than the {n} training images given: "
+            "no full batch could be drawn"
+        )
+
+
 def load_mnist(root=None, device="cpu", test_binarize_seed=0, n_train=None, n_test=None) -> MNIST:
     """Read the verified files; binarise the test set once; move everything to `device`."""
     folder = mnist_dir(root)

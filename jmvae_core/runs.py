@@ -18,7 +18,7 @@ import torch
 
 from . import estimators, results
 from .config import ALPHA_VARIANTS, RunConfig
-from .data import load_mnist
+from .data import check_mnist_sizes, load_mnist
 from .generate import coherence, figure_arrays, label_to_image
 from .models import build_model
 from .train import CHECKPOINT, fit, pick_device
@@ -52,6 +52,7 @@ def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=Tru
     """Train (or resume) one run into its folder; return its per-epoch history."""
     import pandas as pd  # not at module level: the GPU script imports this module without it
 
+    check_mnist_sizes(cfg)  # the CLI's checks, before any file
     folder = results.run_dir(profile, cfg.run_id, root)
     if results.check_run(folder) in ("trained", "done"):
         return pd.read_csv(folder / "history.csv").to_dict("records")
@@ -83,6 +84,7 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
     """Every estimator of the run's variant, label accuracy and figure arrays; writes DONE."""
     import pandas as pd
 
+    check_mnist_sizes(cfg)
     folder = results.run_dir(profile, cfg.run_id, root)
     if results.check_run(folder) == "done":
         return results.read_json(folder / "metrics.json")
@@ -242,6 +244,7 @@ def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None,
 
     A run already marked DONE is read back, not recomputed; an interrupted one resumes.
     """
+    check_mnist_sizes(cfg)  # the CLI's checks, before any file or lock
     folder = results.run_dir(profile, cfg.run_id, root)
     if results.finished(folder):
         return results.read_json(folder / "metrics.json")

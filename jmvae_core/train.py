@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from . import registry, results
 from .config import ConfigError, RunConfig, TrainConfig
-from .data import MNIST
+from .data import MNIST, check_data
 from .gan import gan_step, parameter_groups
 from .models import build_model
 from .objectives import OBJECTIVES, draw_noise
@@ -150,6 +150,7 @@ def fit(
 
     Returns (model, history: list of per-epoch dicts of mean loss terms and wall time).
     """
+    check_data(cfg, data)
     device = pick_device(device)
     if device.type == "cpu":
         # Adam's moments fill with subnormal floats after an epoch and slow every step;

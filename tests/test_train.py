@@ -152,3 +152,34 @@ def test_a_folder_without_done_is_not_a_result(tmp_path, monkeypatch):
     results.write_json(folder / "metrics.json", {"stale": True})  # a crashed run's leftovers
     metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
     assert "stale" not in metrics and results.is_done(folder)
+
+
+@pytest.mark.parametrize(
+    ("entry", "settings", "message"),
+    [
+        ("run_one", {"n_train": None, "batch_size": 70000}, "batch_size=70000 is larger"),
+        ("train_run", {"n_train": 70000}, "n_train=70000 exceeds the 60,000"),
+        ("evaluate_run", {"n_test": 20000}, "n_test=20000 exceeds the 10,000"),
+    ],
+)
+def test_the_library_entry_points_check_a_config_as_the_cli_does(
+    entry, settings, message, tmp_path
+):
+    from jmvae_core import runs
+    from jmvae_core.config import ConfigError
+
+    cfg = make_config("smoke", variant="vae", **settings)
+    with pytest.raises(ConfigError, match=message):
+        getattr(runs, entry)(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # stopped before any file
+
+
+def test_fit_and_fit_batched_check_the_batch_against_the_data_given(mnist_small):
+    from jmvae_core.batched import fit_batched
+    from jmvae_core.config import ConfigError
+
+    data = _subset(mnist_small, 200)
+    cfg = make_config("smoke", variant="vae", batch_size=500, n_train=None)  # all it is given
+    for train in (lambda: fit(cfg, data, progress=False), lambda: fit_batched([cfg], data)):
+        with pytest.raises(ConfigError, match="batch_size=500 is larger than the 200 training"):
+            train()
