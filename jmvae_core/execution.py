@@ -8,6 +8,7 @@ set in this process's os.environ. Imports papermill and nbformat only when calle
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from . import results
@@ -43,19 +44,28 @@ def execute(
     import papermill as pm
 
     source = cwd / "notebooks" / f"{notebook}.ipynb"
+    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     variables = dict(os.environ) if env is None else env.kernel_variables()
     manager = {"kernel_manager_class": _kernel_manager(variables)}
+    # papermill saves after every cell: it writes a sibling, renamed over `output` when done, so
+    # that no reader (another process, the book) ever meets a half-written notebook
+    tmp = output.with_name(f"tmp-{os.getpid()}-{threading.get_ident()}-{output.name}")
     try:
         pm.execute_notebook(
-            str(source), str(output), parameters=parameters, kernel_name="python3",
+            str(source), str(tmp), parameters=parameters, kernel_name="python3",
             progress_bar=False, cwd=str(cwd), log_output=False, **manager,
         )  # fmt: skip
     except pm.PapermillExecutionError as err:
+        os.replace(tmp, output)  # the failed copy, where the message says
         raise NotebookFailed(
             f"{output} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
         ) from err
-    relative_paths(output, cwd, inputs)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    relative_paths(tmp, cwd, inputs, output=output)
+    os.replace(tmp, output)
 
 
 VISIBILITY_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell", "show-input"}
@@ -79,15 +89,20 @@ def results_first(nb) -> None:
             tags.append("remove-input")
 
 
-def relative_paths(notebook: Path, base: Path, inputs: str | None = None) -> None:
-    """Store papermill's input/output paths relative to `base` (no machine paths in results),
-    and, for result notebooks, the key of the inputs they were executed on; tag the cells for
-    a results-first page (results_first)."""
+def relative_paths(
+    notebook: Path, base: Path, inputs: str | None = None, output: Path | None = None
+) -> None:
+    """Store papermill's input/output paths relative to `base` (no machine paths in results;
+    the output path is `output` where the notebook will be renamed to), and, for result
+    notebooks, the key of the inputs they were executed on; tag the cells for a results-first
+    page (results_first)."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
     results_first(nb)
     meta = nb.metadata.get("papermill", {})
+    if output is not None and meta.get("output_path"):
+        meta["output_path"] = str(output)
     for key in ("input_path", "output_path"):
         if meta.get(key) and os.path.isabs(meta[key]):
             meta[key] = os.path.relpath(meta[key], base)

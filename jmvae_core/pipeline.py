@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -111,16 +110,34 @@ def _stored_key(notebook: Path) -> str | None:
 
 
 def _prepare_book_dir(book_dir: Path) -> Path:
+    """A book folder outside the repository gets the repository's book sources, each file
+    replaced atomically, under the book's lock (a concurrent call may be executing its pages);
+    an executed notebook whose cells are the repository's is kept, so a second call re-executes
+    only what changed."""
     book_dir = book_dir.resolve()
-    if book_dir != REPO_ROOT.resolve():
+    if book_dir == REPO_ROOT.resolve():
+        return book_dir
+    with results.run_lock(book_dir / "_build"):
         for name in BOOK_SOURCES:
-            src, dst = REPO_ROOT / name, book_dir / name
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True)
-            else:
-                book_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
+            src = REPO_ROOT / name
+            files = sorted(f for f in src.rglob("*") if f.is_file()) if src.is_dir() else [src]
+            for f in files:
+                if any(part.startswith((".", "tmp-", "LOCK")) for part in f.parts[-2:]):
+                    continue  # checkpoints, a live process's temporary files
+                dst = book_dir / f.relative_to(REPO_ROOT)
+                if f.suffix == ".ipynb" and dst.exists() and _cells(dst) == _cells(f):
+                    continue
+                results.atomic_write_bytes(dst, f.read_bytes())
     return book_dir
+
+
+def _cells(notebook: Path) -> list[tuple[str, str]]:
+    """A notebook's text and code, without the parameters papermill injected."""
+    nb = nbformat.read(notebook, as_version=4)
+    return [
+        (c.cell_type, c.source) for c in nb.cells
+        if "injected-parameters" not in c.metadata.get("tags", [])
+    ]  # fmt: skip
 
 
 def build_book(book_dir: Path) -> None:
@@ -224,8 +241,18 @@ def reproduce(
         summary.waiting = sum(
             not results.finished(results.run_dir(profile, c.run_id, env.results_dir)) for c in whole
         )
-        if summary.waiting:  # the pages read the whole plan
-            notebooks, build = (), False
+        if not summary.waiting:  # the pages read the whole plan
+            _make_pages(book, notebooks, build, profile, dataset, env, bar, summary, log)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _make_pages(book: Path, notebooks, build, profile, dataset, env, bar, summary, log) -> None:
+    """Execute the result notebooks whose inputs changed, then build the book: under a lock on
+    the book folder, so that concurrent calls share the work (the second finds every notebook
+    up to date) and neither reads a notebook the other is writing."""
+    waiting = lambda _: log(f"{book}: another process is making its pages; waiting for it")  # noqa: E731
+    with results.run_lock(book / "_build", on_wait=waiting):
         for name in notebooks:
             bar.set_postfix_str(name)
             path = book / "notebooks" / f"{name}.ipynb"
@@ -240,8 +267,6 @@ def reproduce(
             build_book(book)
             summary.book = book
             bar.update()
-    summary.seconds = time.perf_counter() - start
-    return summary
 
 
 def prepare_faces(cfg: RunConfig, profile: str, env: Environment, progress: bool = True) -> None:
