@@ -8,7 +8,9 @@ set in this process's os.environ. Imports papermill and nbformat only when calle
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 from . import results
@@ -26,8 +28,10 @@ def _kernel_manager(variables: dict[str, str]):
     class KernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw)
-            if os.name == "posix":  # local sockets: no TCP port, no "without encryption" warning
+            if os.name == "posix":  # local sockets, no TCP port (and no "without encryption"
+                # warning), named apart: kernels started at the same time must not share them
                 self.transport = "ipc"
+                self.ip = os.path.join(tempfile.gettempdir(), f"jmvae-kernel-{uuid.uuid4().hex}")
 
         async def start_kernel(self, **kw):
             return await super().start_kernel(**{"env": dict(variables), **kw})
