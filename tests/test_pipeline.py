@@ -15,7 +15,6 @@ import pytest
 from jmvae_core import executors, pipeline, results
 from jmvae_core.config import ConfigError, plan, select_runs
 from jmvae_core.data import load_mnist
-from jmvae_core.runs import run_with_notebooks
 from jmvae_core.train import CHECKPOINT, fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,42 +153,6 @@ def test_runs_of_one_architecture_form_one_dask_task():
     assert sizes["jmvae_kl-z64"] == 3 and sizes["vae-z64"] == 1 and len(groups) == 9
     with pytest.raises(ConfigError, match="executor"):
         pipeline.reproduce("smoke", executor="spark", build=False, progress=False)
-
-
-def test_a_trial_is_consistent_and_leaves_the_committed_notebooks_alone(tmp_path, monkeypatch):
-    """`reproduce --epochs 1`: the trial's runs, results folder and book, notebooks that find
-    those runs (told the override), and the repository's notebooks untouched."""
-    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "results"))
-    committed = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
-    environ = dict(os.environ)
-    seen = []
-
-    def watched(cfg, profile, device, cwd, env):  # each run, as the executor starts it
-        seen.append((dict(os.environ) == environ, env))
-        return run_with_notebooks(cfg, profile, device, cwd, env)
-
-    monkeypatch.setattr(executors, "run_with_notebooks", watched)
-    summary = pipeline.reproduce(
-        "smoke", device="cpu", overrides={"epochs": 1}, build=False, progress=False
-    )
-    assert dict(os.environ) == environ
-    # the trial's folders and overrides reach each run as a passed environment, never through
-    # this process's os.environ, not even while the runs execute
-    assert len(seen) == len(plan("smoke")) and all(unchanged for unchanged, _ in seen)
-    env = seen[0][1]
-    assert env.overrides == {"epochs": 1}
-    assert env.kernel_variables()[results.PLAN_ENV] == '{"epochs": 1}'
-    assert env.results_dir == (tmp_path / "results" / "trials" / "mnist-epochs1" / "results")
-    trial = tmp_path / "results" / "trials" / "mnist-epochs1"
-    assert not summary.failed and len(summary.ran) == len(plan("smoke"))
-    assert summary.notebooks == trial / "book" / "notebooks"
-    for cfg in plan("smoke", epochs=1):
-        folder = results.run_dir("smoke", cfg.run_id, trial / "results")
-        assert results.check_run(folder) == "done"
-    for name in pipeline.RESULT_NOTEBOOKS:
-        nb = nbformat.read(summary.notebooks / f"{name}.ipynb", as_version=4)
-        assert not nb.metadata["papermill"].get("exception"), name
-    assert committed == {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
 
 
 def test_two_reproduce_at_once_share_the_work(smoke, tmp_path):
