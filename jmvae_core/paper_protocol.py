@@ -83,7 +83,12 @@ def claim1(paper_runs: list[dict], alpha: float = 0.1) -> dict:
     have = {r["variant"] for r in verdicts.select_runs(paper_runs, "jmvae_kl", alpha)}
     have |= {r["variant"] for r in verdicts.select_runs(paper_runs, "vae")}
     if have != {"jmvae_kl", "vae"}:
-        return {"verdict": tables.NOT_AVAILABLE, "evidence": NOT_YET + " for both models"}
+        done = status(paper_runs)["which"]
+        return {
+            "verdict": tables.NOT_AVAILABLE,
+            "evidence": f"the paper-protocol runs of JMVAE-kl (α={alpha:g}) and of the VAE are "
+            f"not both finished (finished: {done})",
+        }
     row = verdicts._claim1(paper_runs, alpha)
     seeds = sorted({r["seed"] for r in paper_runs})
     sd, source = verdicts.seed_sd(paper_runs, "jmvae_kl", alpha, "marginal")
