@@ -31,6 +31,7 @@ RUN_FIELDS = {
     "k": "k",
     "n_prior": "n_prior",
     "n_test": "n_test",
+    "n_judged": "n_judged",
     "precision": "precision",
 }
 
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--k", type=int, help="importance samples per test example")
     run.add_argument("--n-prior", type=int, help="prior samples for log p(w)")
     run.add_argument("--n-test", type=int, help="evaluate on the first N test images")
+    run.add_argument("--n-judged", type=int, help="images generated per digit for the digit judge")
     run.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     run.add_argument("--precision", choices=TRAIN_PRECISIONS, help=PRECISION_HELP)
     run.add_argument(

@@ -120,9 +120,10 @@ class EvalConfig:
     n_test: int | None = None  # a subset of the test set (None = all 10,000)
     test_binarize_seed: int = 0  # the test set is binarised once with this seed
     eval_seed: int = 123  # seed of the estimators' samples
+    n_judged: int = 1000  # images generated per requested digit for the digit judge (MNIST)
 
     def __post_init__(self):
-        for name in ("k", "n_prior"):
+        for name in ("k", "n_prior", "n_judged"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
@@ -203,6 +204,8 @@ class RunConfig:
                     del d[part][name]
         if d["train"]["precision"] == "fp32":  # the default keeps the ids it always had
             del d["train"]["precision"]
+        if d["eval"]["n_judged"] == EvalConfig.n_judged:  # likewise
+            del d["eval"]["n_judged"]
         return d
 
     @classmethod
@@ -229,7 +232,7 @@ class RunConfig:
 PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     "smoke": {
         "train": {"epochs": 2, "n_train": 2000},
-        "eval": {"k": 20, "n_prior": 200, "n_test": 500},
+        "eval": {"k": 20, "n_prior": 200, "n_test": 500, "n_judged": 100},
     },
     "quick": {
         "train": {"epochs": 12},

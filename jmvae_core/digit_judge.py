@@ -26,7 +26,6 @@ from .data import MNIST_MD5, mnist_dir, read_idx, verify
 
 EPOCHS, LR, BATCH, SEED, DECAY = 6, 1e-3, 128, 0, 0.7  # DECAY: lr factor per epoch
 SHIFT = 2  # training images are moved by up to this many pixels in each direction
-N_PER_DIGIT = 1000  # generated images per requested digit
 CHANCE = 0.1
 WEIGHTS = "judge.pt"
 ACCURACY = "accuracy.json"

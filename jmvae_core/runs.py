@@ -194,7 +194,7 @@ def _judged_coherence(cfg, profile, model, metrics, device, root, progress) -> d
     from . import digit_judge
 
     generator = torch.Generator(device=device).manual_seed(cfg.eval.eval_seed + 3)
-    images = label_to_image(model, generator, digit_judge.N_PER_DIGIT)
+    images = label_to_image(model, generator, cfg.eval.n_judged)
     if images is None:
         return {}
     judge, record = digit_judge.load_or_train(profile, cfg.train.n_train, device, root, progress)
@@ -270,7 +270,7 @@ def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
         "profile": profile, "variant": m.variant, "alpha": m.alpha, "latent_dim": m.latent_dim,
         "seed": t.seed, "epochs": t.epochs, "warmup_epochs": t.warmup_epochs,
         "warmup_alpha": t.warmup_alpha, "n_train": t.n_train, "k": e.k, "n_prior": e.n_prior,
-        "n_test": e.n_test, "device": device, "run_id": cfg.run_id,
+        "n_test": e.n_test, "n_judged": e.n_judged, "device": device, "run_id": cfg.run_id,
     }  # fmt: skip
     if cfg.dataset != "mnist":
         params |= {"dataset": cfg.dataset, "width": m.width, "n_images": cfg.data.n_images}

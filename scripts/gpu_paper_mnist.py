@@ -123,6 +123,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--n-test", type=int, help="first N test images (default: all 10,000)")
     p.add_argument("--k", type=int, help="importance samples (default: the profile's 1000)")
     p.add_argument("--n-prior", type=int, help="prior samples for log p(w) (default: 5000)")
+    p.add_argument("--n-judged", type=int, help="images per digit for the judge (default: 1000)")
     p.add_argument("--groups", help="a subset of the groups, e.g. jmvae_kl-z64,vae-z2")
     p.add_argument("--device", default="cuda")
     p.add_argument("--step-mode", choices=("graph", "compile-graph", "compile", "eager"),
@@ -395,7 +396,7 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
     selected runs' folders."""
     device = torch.device(args.device)
     overrides = {"epochs": args.epochs, "n_train": args.n_train, "n_test": args.n_test}
-    overrides |= {"k": args.k, "n_prior": args.n_prior}
+    overrides |= {"k": args.k, "n_prior": args.n_prior, "n_judged": args.n_judged}
     cfgs = select(plan(PROFILE, **{k: v for k, v in overrides.items() if v is not None}),
                   args.groups)  # fmt: skip
     data = load_data(args, device)

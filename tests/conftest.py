@@ -40,3 +40,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Under pytest-xdist (--dist loadfile) files are handed to the workers in collection order: the
+# longest files first (measured with --durations), so that the workers finish together.
+LONGEST_FIRST = (
+    "test_pipeline.py", "test_faces_pipeline.py", "test_gpu_paper_mnist.py", "test_notebooks.py",
+    "test_long_runs.py", "test_cli_errors.py", "test_batched_step.py", "test_book_browser.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in order

@@ -15,6 +15,7 @@ from jmvae_core.config import ConfigError, ModelConfig, RunConfig, make_config
         ({"latent_dim": 0}, r"latent_dim=0 must be a positive integer"),
         ({"epochs": 0}, r"epochs=0 must be a positive integer"),
         ({"k": 0}, r"k=0 must be a positive integer"),
+        ({"n_judged": 0}, r"n_judged=0 must be a positive integer"),
         ({"learning_rate": 1.0}, r"learning_rate= is not a configuration field"),
         ({"dataset": "svhn"}, r"dataset='svhn' is unknown"),
         ({"precision": "fp16"}, r"precision='fp16' is unknown; allowed: fp32, bf16"),
@@ -40,13 +41,18 @@ def test_run_id_is_stable_and_sensitive_to_every_result_field():
     base = make_config("quick", variant="jmvae_kl", alpha=0.1)
     assert base.run_id == make_config("quick", variant="jmvae_kl", alpha=0.1).run_id
     assert base.run_id.startswith("jmvae_kl-a0.1-z64-s1-")
-    for change in ({"alpha": 1.0}, {"seed": 2}, {"k": 10}, {"epochs": 3}, {"clip_norm": None}):
+    changes = ({"alpha": 1.0}, {"seed": 2}, {"k": 10}, {"epochs": 3}, {"clip_norm": None})
+    for change in changes + ({"n_judged": 10},):
         assert make_config("quick", **change).run_id != base.run_id, change
     # the training precision: a new field that leaves the float32 runs' ids as they were
     assert base.run_id == "jmvae_kl-a0.1-z64-s1-3d4839bfad"
     bf16 = make_config("quick", variant="jmvae_kl", alpha=0.1, precision="bf16")
     assert bf16.run_id != base.run_id
     assert RunConfig.from_dict(bf16.to_dict()) == bf16
+    # likewise the judge's images per digit: its default (1,000) leaves every id as it was
+    assert make_config("quick", variant="jmvae_kl", alpha=0.1, n_judged=1000).run_id == base.run_id
+    fewer = make_config("smoke", variant="jmvae_kl", alpha=0.1)
+    assert fewer.eval.n_judged == 100 and RunConfig.from_dict(fewer.to_dict()) == fewer
 
 
 def test_config_round_trips_through_a_dict():

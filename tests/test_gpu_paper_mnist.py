@@ -27,7 +27,7 @@ from jmvae_core.config import RunConfig, make_config
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gpu_paper_mnist.py"
 TINY = ["--device", "cpu", "--epochs", "2", "--n-train", "500", "--n-test", "200", "--k", "10"]
-TINY += ["--n-prior", "50"]
+TINY += ["--n-prior", "50", "--n-judged", "20"]
 SMALL_FILES = {
     "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz",
     "probe.json", "DONE",

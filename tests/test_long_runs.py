@@ -19,8 +19,9 @@ from jmvae_core.train import CHECKPOINT, epoch_line, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 # the paper profile's schedule (500 epochs, 200-epoch warm-up of the KL and the alpha terms),
-# cut to four epochs of 2,000 images so that a kill lands between two checkpoints
-PAPER_FEW = {"epochs": 4, "n_train": 2000, "n_test": 20, "k": 5, "n_prior": 10}
+# cut to four epochs of 2,000 images so that a kill lands between two checkpoints (and a small
+# evaluation)
+PAPER_FEW = {"epochs": 4, "n_train": 2000, "n_test": 20, "k": 5, "n_prior": 10, "n_judged": 10}
 
 
 def _argv(results_dir: Path) -> list[str]:
