@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import results, tables, verdicts
-from .config import plan
+from .config import ALPHAS, plan
 
 PROFILE = "paper"
 NOT_YET = "no run of the paper's protocol has finished yet"
@@ -97,3 +97,35 @@ def claim1(paper_runs: list[dict], alpha: float = 0.1) -> dict:
         "evidence": f"{row['evidence']}, seed(s) {', '.join(map(str, seeds))}; seed spread from "
         f"{source}",
     }
+
+
+def claims(paper_runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
+    """Claims 1-3 judged on the paper protocol's runs by the claims page's rules, the seed
+    spread as in `claim1`; a claim whose runs have not all finished is 'not available' and
+    names the missing ones. Claim 4 (CelebA) is not a claim about these runs."""
+    needs = {
+        1: [("jmvae_kl", alpha), ("vae", 0.0)],
+        2: [("jmvae_kl", alpha)],
+        3: [("jmvae_zero", 0.0), *(("jmvae_kl", a) for a in ALPHAS)],
+    }
+    judge = {2: verdicts._claim2, 3: verdicts._claim3}
+    rows = []
+    for n, need in needs.items():
+        missing = [
+            tables.run_label(v, a) for v, a in need if not verdicts.select_runs(paper_runs, v, a)
+        ]
+        if missing:
+            row = {
+                "evidence": "not yet finished at the paper's protocol: " + ", ".join(missing),
+                "rule": "as above",
+                "verdict": tables.NOT_AVAILABLE,
+            }
+        elif n == 1:
+            row = {**verdicts._claim1(paper_runs, alpha), **claim1(paper_runs, alpha)}
+        else:
+            row = judge[n](paper_runs, alpha)
+            if n == 3:  # its differences carry the seed spread as claim 1's do
+                source = verdicts.seed_sd(paper_runs, "jmvae_kl", alpha, "marginal")[1]
+                row["evidence"] += f"; seed spread from {source}"
+        rows.append({**row, "claim": verdicts.CLAIMS[n]})
+    return pd.DataFrame(rows).set_index("claim")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jmvae_core import paper_protocol, results, tables
+from jmvae_core import paper_protocol, results, tables, verdicts
 from jmvae_core.config import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +77,19 @@ def test_claim1_at_the_paper_protocol_is_paired_and_names_its_seed_spread(paper_
     assert "seed spread from the seed study" in claim["evidence"]
     only_kl = [r for r in paper if r["run_id"] == kl]
     assert paper_protocol.claim1(only_kl)["verdict"] == tables.NOT_AVAILABLE
+
+
+def test_claims_at_the_paper_protocol_are_judged_where_their_runs_exist(paper_root):
+    root, _, _ = paper_root
+    table = paper_protocol.claims(paper_protocol.load(root))
+    assert list(table.index) == [verdicts.CLAIMS[n] for n in (1, 2, 3)]
+    one, two, three = (table.iloc[i] for i in range(3))
+    assert one["verdict"] == paper_protocol.claim1(paper_protocol.load(root))["verdict"]
+    assert "seed spread from the seed study" in one["evidence"]
+    assert two["verdict"] in {"supported", "partly supported", "not supported", "not resolved"}
+    assert "label → image coherence" in two["evidence"]
+    assert three["verdict"] == tables.NOT_AVAILABLE
+    assert "JMVAE-zero" in three["evidence"] and "α=0.01" in three["evidence"]
+    assert "α=0.1)" not in three["evidence"]  # finished: not named missing
+    none = paper_protocol.claims([])
+    assert (none["verdict"] == tables.NOT_AVAILABLE).all()
