@@ -164,20 +164,6 @@ def _write_probe(folder: Path, cfg: RunConfig, model, data, device) -> None:
     results.write_json(folder / results.PROBE, stored)
 
 
-def add_probe(cfg: RunConfig, profile: str, device=None, root=None) -> str:
-    """The probe of a finished MNIST run made before probes existed, from its checkpoint:
-    'written', 'present' or 'no checkpoint' (the run must be made again to be probed)."""
-    folder = results.run_dir(profile, cfg.run_id, root)
-    if cfg.dataset != "mnist" or (folder / results.PROBE).exists():
-        return "present"
-    if not (folder / CHECKPOINT).exists():
-        return "no checkpoint"
-    device = pick_device(device)
-    model = load_trained(cfg, profile, device, root)
-    _write_probe(folder, cfg, model, _data(cfg, device), device)
-    return "written"
-
-
 def _accuracy(model, data, seed: int) -> dict:
     """Image -> label accuracy (both inference paths) and label -> image coherence."""
     if not hasattr(model, "p_w_z"):

@@ -210,24 +210,6 @@ def claims(runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("claim")
 
 
-def face_comparison(runs: list[dict], ours: str, baselines: tuple[str, ...], estimator: str):
-    """Stand-in faces: `ours` minus each baseline on one estimator, with its standard error
-    (paired per image where both runs stored per-image estimates, else unpaired) and whether
-    the difference clears 0 by THRESHOLD_SE standard errors. One seed: the seed spread of face
-    models is not measured, so these errors hold the test-set and sampling noise only."""
-    rows = []
-    for base in baselines:
-        a, b = (ours, _alpha(runs, ours)), (base, _alpha(runs, base))
-        d = difference(runs, a, b, estimator, sd=0.0, latent_dim=runs[0]["latent_dim"])
-        rows.append({"baseline": base, "Δ (nats)": d.mean, "SE": d.se,
-                     "paired": d.paired, "JMVAE better": above(d, 0.0)})  # fmt: skip
-    return pd.DataFrame(rows).set_index("baseline")
-
-
-def _alpha(runs, variant) -> float:
-    return next(r["alpha"] or 0.0 for r in runs if r["variant"] == variant)
-
-
 def markdown(table: pd.DataFrame) -> str:
     """The claims table as MyST text: per claim its verdict, the evidence and the rule."""
     items = []
