@@ -222,20 +222,12 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(items)
 
 
-def glue_verdicts(table: pd.DataFrame) -> None:
-    """Glue each verdict as claim<N>_verdict and the claims as MyST text (claims_md), for the
-    pages that cite them (myst-nb; call inside an executing notebook)."""
+def glue_verdicts(table: pd.DataFrame, name: str = "claims_md", suffix: str = "") -> None:
+    """Glue each verdict as claim<N><suffix>_verdict and the claims as MyST text under `name`,
+    for the pages that cite them (myst-nb; call inside an executing notebook)."""
     from IPython.display import Markdown
     from myst_nb import glue
 
     for i, verdict in enumerate(table["verdict"], start=1):
-        glue(f"claim{i}_verdict", verdict, display=False)
-    glue("claims_md", Markdown(markdown(table)), display=False)
-
-
-def glue_markdown(table: pd.DataFrame, name: str) -> None:
-    """A claims table as MyST text under `name` (myst-nb; call inside an executing notebook)."""
-    from IPython.display import Markdown
-    from myst_nb import glue
-
+        glue(f"claim{i}{suffix}_verdict", verdict, display=False)
     glue(name, Markdown(markdown(table)), display=False)
