@@ -45,7 +45,7 @@ def test_no_paper_run_yet_reads_as_not_available(tmp_path):
     assert runs == []
     assert paper_protocol.runs_table(runs).iloc[0, 0] == paper_protocol.NOT_YET
     assert paper_protocol.status(runs) == {"done": "0", "total": "39", "which": "none"}
-    assert paper_protocol.claim1(runs)["verdict"] == tables.NOT_AVAILABLE
+    assert paper_protocol.claims(runs).iloc[0]["verdict"] == tables.NOT_AVAILABLE
     longer = results.load_runs("quick", longer=True)
     assert tables.headline(longer + runs)["label"] == "quick profile, 20 epochs"
 
@@ -71,23 +71,22 @@ def test_the_pages_prefer_the_paper_protocol_and_label_it(paper_root):
 def test_claim1_at_the_paper_protocol_is_paired_and_names_its_seed_spread(paper_root):
     root, kl, _ = paper_root
     paper = paper_protocol.load(root)
-    claim = paper_protocol.claim1(paper)
+    claim = paper_protocol.claims(paper).iloc[0]
     assert claim["verdict"] in {"supported", "not supported", "not resolved"}
     assert "paired on the same test images" in claim["evidence"]
-    assert "seed spread from the seed study" in claim["evidence"]
+    assert "seed(s) 1; seed spread from the seed study" in claim["evidence"]
     only_kl = [r for r in paper if r["run_id"] == kl]
-    assert paper_protocol.claim1(only_kl)["verdict"] == tables.NOT_AVAILABLE
+    assert paper_protocol.claims(only_kl).iloc[0]["verdict"] == tables.NOT_AVAILABLE
+    assert "VAE" in paper_protocol.claims(only_kl).iloc[0]["evidence"]
 
 
 def test_claims_at_the_paper_protocol_are_judged_where_their_runs_exist(paper_root):
     root, _, _ = paper_root
     table = paper_protocol.claims(paper_protocol.load(root))
     assert list(table.index) == [verdicts.CLAIMS[n] for n in (1, 2, 3)]
-    one, two, three = (table.iloc[i] for i in range(3))
-    assert one["verdict"] == paper_protocol.claim1(paper_protocol.load(root))["verdict"]
-    assert "seed spread from the seed study" in one["evidence"]
+    two, three = table.iloc[1], table.iloc[2]
     assert two["verdict"] in {"supported", "partly supported", "not supported", "not resolved"}
-    assert "label → image coherence" in two["evidence"]
+    assert "label → image coherence" in two["evidence"] and "seed" not in two["evidence"]
     assert three["verdict"] == tables.NOT_AVAILABLE
     assert "JMVAE-zero" in three["evidence"] and "α=0.01" in three["evidence"]
     assert "α=0.1)" not in three["evidence"]  # finished: not named missing
