@@ -57,7 +57,7 @@ def smoke(tmp_path_factory, monkeypatch_module):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop(results.PLAN_ENV, None)
     cmd = [sys.executable, "-m", "jmvae_core.cli", "reproduce", "--profile", "smoke"]
-    cmd += ["--epochs", "3", "--device", "cpu", "--jobs", "1", "--no-build"]
+    cmd += ["--epochs", str(TRIAL["epochs"]), "--device", "cpu", "--jobs", "1", "--no-build"]
     other = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -75,7 +75,7 @@ def smoke(tmp_path_factory, monkeypatch_module):
     finally:
         other.kill()
     return SimpleNamespace(
-        base=base, trial=trial, runs=trial / "results", summary=summary, interrupted=cfg,
+        trial=trial, runs=trial / "results", summary=summary, interrupted=cfg,
         seen=seen, environ_kept=dict(os.environ) == environ, other=(other.returncode, out, err),
         committed_kept=committed == {p: p.read_bytes() for p in committed},
     )  # fmt: skip
