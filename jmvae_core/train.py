@@ -68,11 +68,39 @@ def warmup_scales(tc: TrainConfig, epoch: int) -> tuple[float, float]:
 
 
 def clip_gradients(params: list[torch.Tensor], tc: TrainConfig) -> None:
-    """As the authors' code: rescale to global norm <= clip_norm, then clamp to +-clip_value."""
+    """As the authors' code: rescale to global norm <= clip_norm, then clamp to +-clip_value.
+
+    The arithmetic of torch.nn.utils.clip_grad_norm_ followed by clip_grad_value_, less the
+    passes over the gradients that cannot change a value (on the CPU, where reading a norm back
+    costs nothing): the rescaling when the factor is exactly 1, and the clamp of every tensor
+    whose norm after rescaling is below 0.99 clip_value (none of its elements can exceed it).
+    With the norm clip always active (the gradient norm is 35-180 in JMVAE-kl training) the
+    clamp is then needed for 1-6 of 38 tensors. Bitwise equal to the two torch calls
+    (tests/test_train.py, over 60 steps); NaN gradients are rescaled and clamped as there.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    if grads[0].device.type != "cpu" or len({(g.device, g.dtype) for g in grads}) > 1:
+        # a GPU would wait for each value read back: torch's two calls, which read none
+        if tc.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, tc.clip_norm)
+        if tc.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(params, tc.clip_value)
+        return
+    norms = torch.stack(torch._foreach_norm(grads))  # clip_grad_norm_'s per-tensor norms
     if tc.clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, tc.clip_norm)
+        total = torch.linalg.vector_norm(norms)
+        coef = torch.clamp(tc.clip_norm / (total + 1e-6), max=1.0)  # its factor, as it computes it
+        if not coef.item() >= 1.0:  # a factor of exactly 1 leaves every value as it is
+            torch._foreach_mul_(grads, coef)
+            norms = norms * coef  # an upper bound of each rescaled tensor's norm, to rounding
     if tc.clip_value is not None:
-        torch.nn.utils.clip_grad_value_(params, tc.clip_value)
+        limit = 0.99 * tc.clip_value  # the margin covers the rounding of a norm
+        big = [g for g, norm in zip(grads, norms.tolist(), strict=True) if not norm < limit]
+        if big:
+            torch._foreach_clamp_min_(big, -tc.clip_value)
+            torch._foreach_clamp_max_(big, tc.clip_value)
 
 
 def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Adam]:

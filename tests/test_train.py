@@ -1,5 +1,9 @@
 """The trainer: learning, exact resume, divergence errors, warm-up, clipping, the run folder."""
 
+import copy
+import importlib.util
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -9,6 +13,15 @@ from jmvae_core import train as train_mod
 from jmvae_core.config import VARIANTS, TrainConfig, make_config
 from jmvae_core.data import MNIST
 from jmvae_core.train import TrainingDiverged, clip_gradients, fit, pick_device, warmup_scales
+
+
+def _reference_step():
+    """benchmarks/reference_step.py: the step with torch's two clipping calls."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "reference_step.py"
+    spec = importlib.util.spec_from_file_location("reference_step", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _subset(d: MNIST, n: int) -> MNIST:
@@ -94,6 +107,66 @@ def test_clipping_bounds_the_global_norm_then_each_element():
     q.grad = torch.tensor([3.0, -4.0, 0.5])
     clip_gradients([q], TrainConfig(clip_norm=None, clip_value=None))
     assert q.grad.tolist() == [3.0, -4.0, 0.5]
+
+
+@pytest.mark.parametrize(("variant", "clip_value"), [("jmvae_kl", 1.0), ("jmvae_kl", 0.01),
+                                                   ("cvae", 1.0)])  # fmt: skip
+def test_the_step_equals_the_reference_step_bitwise_over_60_steps(variant, clip_value, mnist_small):
+    """train._step against benchmarks/reference_step.step (torch's clip_grad_norm_ and
+    clip_grad_value_) from the same weights and draws, at the paper's architecture: every
+    loss term of every step and every weight after 60 steps are equal, not merely close.
+    At the paper's bound of 1 no element reaches it in these steps; a bound of 0.01 clamps."""
+    reference = _reference_step()
+    cfg = make_config("paper", variant=variant, alpha=0.1, clip_value=clip_value)
+    torch.manual_seed(0)
+    model = train_mod.build_model(cfg.model)
+    twin = copy.deepcopy(model)
+    device = torch.device("cpu")
+    opt, opt_twin = (train_mod.make_optimizers(m, cfg.train, device) for m in (model, twin))
+    gen, gen_twin = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    clamped = 0
+    for i in range(60):
+        idx = slice(100 * (i % 10), 100 * (i % 10 + 1))
+        x, w = torch.bernoulli(mnist_small.x_train[idx], generator=gen), mnist_small.w_train[idx]
+        x_twin = torch.bernoulli(mnist_small.x_train[idx], generator=gen_twin)
+        beta = min(1.0, (i + 1) / 20)  # a warm-up, so that the gradients' scale changes
+        ours = train_mod._step(model, opt, x, w, gen, beta, beta, cfg.train)
+        theirs = reference.step(twin, opt_twin, x_twin, w, gen_twin, beta, beta, cfg.train)
+        assert {k: v.item() for k, v in ours.items()} == {k: v.item() for k, v in theirs.items()}
+        grads = [p.grad for p in model.parameters()]
+        clamped += sum(int((g.abs() == clip_value).sum()) for g in grads)
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert (clamped > 0) == (clip_value < 1.0)  # the clamp changed values where it could
+
+
+def test_clipping_skips_only_what_cannot_change_a_value():
+    """Against torch's two calls on crafted gradients: a factor of exactly 1 (no rescaling),
+    a tensor with an element above the bound after rescaling, a tensor whose norm is just
+    below the bound, NaN and inf; each equal to torch's result, NaN for NaN."""
+    reference = _reference_step()
+    cases = [
+        [torch.tensor([0.3, -0.2]), torch.tensor([0.1])],  # norm < 5: factor 1, nothing clamped
+        [torch.tensor([4.0, 0.0]), torch.tensor([0.5, 0.5, 0.5])],  # factor 1, one clamp
+        [torch.full((10,), 0.3), torch.tensor([60.0, 1.0, -80.0])],  # rescaled, clamped
+        [torch.tensor([0.985, 0.0])],  # norm just below 0.99 * bound: no clamp can change it
+        [torch.tensor([1.5])],  # one element above the bound, norm = the element
+        [torch.tensor([float("nan"), 1.0]), torch.tensor([2.0])],
+        [torch.tensor([float("inf"), 1.0]), torch.tensor([2.0])],
+    ]
+    for config in (TrainConfig(), TrainConfig(clip_norm=None), TrainConfig(clip_value=None)):
+        for grads in cases:
+            ours = [torch.zeros_like(g, requires_grad=True) for g in grads]
+            theirs = [torch.zeros_like(g, requires_grad=True) for g in grads]
+            for p, q, g in zip(ours, theirs, grads, strict=True):
+                p.grad, q.grad = g.clone(), g.clone()
+            clip_gradients(ours, config)
+            reference.clip_gradients(theirs, config)
+            for p, q in zip(ours, theirs, strict=True):
+                assert torch.equal(p.grad, q.grad) or (
+                    torch.isnan(p.grad).equal(torch.isnan(q.grad))
+                    and torch.equal(p.grad.nan_to_num(), q.grad.nan_to_num())
+                ), (config, grads, p.grad, q.grad)
 
 
 def test_device_is_chosen_or_taken_as_given(monkeypatch):
