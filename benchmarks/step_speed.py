@@ -80,7 +80,9 @@ def _setup(cfg, seed=1):
 
 
 def part_times(cfg, data, steps: int, blocks: int = 3) -> dict[str, dict[str, float]]:
-    """ms per step of each part, for "fit" (train's clipping) and "reference" (torch's calls).
+    """ms per step of each part, for "fit" (train's clipping) and "reference" (torch's calls),
+    and, from fit's steps (untimed), the range of the gradient norm before clipping and of the
+    number of gradient tensors whose rescaled norm reaches 0.99 of the bound (those clamped).
 
     Both start from the same weights; blocks of `steps` steps alternate between the two so
     that machine drift reaches both; the mean over the blocks is reported.
@@ -117,6 +119,59 @@ def part_times(cfg, data, steps: int, blocks: int = 3) -> dict[str, dict[str, fl
         kind: {part: 1e3 * s / (blocks * steps) for part, s in parts.items()}
         for kind, parts in sums.items()
     }
+
+
+def clipping_needed(cfg, data, steps: int) -> dict:
+    """Over `steps` of fit's steps from the initial weights: the range of the gradient norm
+    before clipping, and of the number of gradient tensors whose rescaled norm reaches 0.99
+    of the element bound (the only ones train.clip_gradients clamps)."""
+    model, opts = _setup(cfg)
+    gen = torch.Generator().manual_seed(1)
+    params, tc = opts["all"].param_groups[0]["params"], cfg.train
+    norms_seen, counts = [], []
+    for i in range(steps):
+        b = i % (data.x_train.shape[0] // 100)
+        x = torch.bernoulli(data.x_train[100 * b : 100 * (b + 1)], generator=gen)
+        w = data.w_train[100 * b : 100 * (b + 1)]
+        eps = draw_noise(gen, x, cfg.model.latent_dim)
+        loss = OBJECTIVES[cfg.model.variant](model, x, w, eps, 1.0, cfg.model.alpha)["loss"]
+        opts["all"].zero_grad(set_to_none=True)
+        loss.backward()
+        norms = torch.stack([p.grad.norm() for p in params])
+        total = float(norms.norm())
+        coef = min(1.0, tc.clip_norm / (total + 1e-6))
+        norms_seen.append(total)
+        counts.append(int((norms * coef >= 0.99 * tc.clip_value).sum()))
+        train.clip_gradients(params, tc)
+        opts["all"].step()
+    return {
+        "steps": steps,
+        "grad_norm_range": [round(min(norms_seen), 2), round(max(norms_seen), 2)],
+        "tensors": len(params),
+        "tensors_to_clamp_range": [min(counts), max(counts)],
+    }
+
+
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def matmul_ms(cfg, data, steps: int = 30) -> float:
+    """ms per step inside matmul operations (the profiler's self time) of train._step."""
+    model, opts = _setup(cfg)
+    gen = torch.Generator().manual_seed(1)
+
+    def run(n):
+        for i in range(n):
+            b = i % (data.x_train.shape[0] // 100)
+            x = torch.bernoulli(data.x_train[100 * b : 100 * (b + 1)], generator=gen)
+            train._step(model, opts, x, data.w_train[100 * b : 100 * (b + 1)], gen, 1.0, 1.0,
+                        cfg.train)  # fmt: skip
+
+    run(10)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run(steps)
+    us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMULS)
+    return us / 1e3 / steps
 
 
 def epoch_times(cfg, data) -> tuple[list[float], list[float], bool]:
@@ -160,6 +215,7 @@ def main():
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "n_train": int(data.x_train.shape[0]),
         "step_gflop": gflop,
+        "clipping": clipping_needed(cfg, data, 4 * args.steps),
         "by_threads": [],
     }
     for threads in [int(t) for t in args.threads.split(",")]:
@@ -167,6 +223,7 @@ def main():
         print(f"{threads} thread(s): matmul peak, parts, epochs", flush=True)
         peak = matmul_peak(torch.device("cpu"), torch.float32)["gflops"]
         parts = part_times(cfg, data, args.steps)
+        in_matmuls = matmul_ms(cfg, data)
         fit_s, ref_s, equal = epoch_times(cfg, data)
         report["by_threads"].append({
             "threads": threads,
@@ -177,6 +234,7 @@ def main():
             "speedup": sum(ref_s[1:]) / sum(fit_s[1:]) if len(fit_s) > 1 else ref_s[0] / fit_s[0],
             "weights_equal": equal,
             "matmul_ms_at_peak": 1e3 * gflop / peak,
+            "matmul_ms_in_step": in_matmuls,
         })  # fmt: skip
     path = write_benchmark(report, args.out, "step-speed")
     print_table(report)
@@ -193,6 +251,10 @@ def print_table(r: dict) -> None:
             total = sum(parts.values())
             cells = ", ".join(f"{p} {ms:.2f}" for p, ms in parts.items())
             print(f"  {kind:9s} step {total:.2f} ms ({cells})")
+        print(
+            f"  matmuls: {row['matmul_ms_in_step']:.2f} ms per step "
+            f"({row['matmul_ms_at_peak']:.2f} at the peak)"
+        )
         print(
             f"  epochs: fit {row['fit_epoch_s']} s, reference {row['reference_epoch_s']} s, "
             f"{row['speedup']:.3f}x after the first; weights equal: {row['weights_equal']}"

@@ -291,6 +291,62 @@ def single_run_table(speed: dict) -> pd.DataFrame:
     return table.astype(object).where(table.notna(), "—")  # "—": not measured
 
 
+STEP_PARTS = {"forward": "forward (noise, objective)", "backward": "backward",
+              "clip": "clipping", "adam": "Adam"}  # fmt: skip
+
+
+def step_parts_table(bench: dict) -> pd.DataFrame:
+    """benchmarks/step_speed.py: ms per step of each part in the reference step (torch's
+    clipping calls) and in fit's step, by thread count; the matmuls inside the step against
+    their time at the measured peak; seconds per epoch after the first, and the ratio."""
+    rows = {}
+    for r in bench["by_threads"]:
+        ref, ours = r["parts_ms"]["reference"], r["parts_ms"]["fit"]
+        t = f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}"
+        for key, label in STEP_PARTS.items():
+            rows[(t, label)] = (round(ref[key], 2), round(ours[key], 2))
+        rows[(t, "whole step")] = (round(sum(ref.values()), 2), round(sum(ours.values()), 2))
+        rows[(t, "of which in matmuls")] = ("—", round(r["matmul_ms_in_step"], 2))
+        rows[(t, "matmuls at the measured peak")] = ("—", round(r["matmul_ms_at_peak"], 2))
+        epoch = lambda xs: round(sum(xs[1:]) / len(xs[1:]), 2)  # noqa: E731
+        rows[(t, "epoch, 60,000 images (s)")] = (
+            epoch(r["reference_epoch_s"]),
+            epoch(r["fit_epoch_s"]),
+        )
+    table = pd.DataFrame(rows, index=["reference step (ms)", "fit (ms)"]).T
+    table.index.names = ["threads", "part"]
+    return table
+
+
+def step_speed_values(bench: dict) -> dict:
+    """The figures the Performance page cites from benchmarks/step_speed.py, by glue name:
+    per thread count n, fit's speed-up over the reference step (epochs after the first,
+    speedup_n), the share of the step in matmuls (mm_share_n), their rate as a share of the
+    peak (peak_share_n), Adam and clipping's share (adam_clip_n) and the most a step could gain
+    with matmuls at the peak and nothing else but Adam (bound_n); the machine, whether the two
+    trainings' weights were equal, and how much clipping the steps needed."""
+    clipping = bench["clipping"]
+    values = {
+        "header": f"{bench['cpu']['model']} ({', '.join(bench['cpu']['flags'])}), "
+        f"{bench['device']}, torch {bench['torch']}",
+        "equal": "yes" if all(r["weights_equal"] for r in bench["by_threads"]) else "no",
+        "clip_steps": f"{clipping['steps']:,}",
+        "clip_norms": "{} to {}".format(*clipping["grad_norm_range"]),
+        "clip_tensors": "{} to {}".format(*clipping["tensors_to_clamp_range"]),
+    }
+    for r in bench["by_threads"]:
+        parts, n = r["parts_ms"]["fit"], r["threads"]
+        step = sum(parts.values())
+        values |= {
+            f"speedup_{n}": round(r["speedup"], 2),
+            f"mm_share_{n}": round(100 * r["matmul_ms_in_step"] / step),
+            f"peak_share_{n}": round(100 * r["matmul_ms_at_peak"] / r["matmul_ms_in_step"]),
+            f"adam_clip_{n}": round(100 * (parts["adam"] + parts["clip"]) / step),
+            f"bound_{n}": round(step / (r["matmul_ms_at_peak"] + parts["adam"]), 2),
+        }
+    return values
+
+
 def single_run_facts(speed: dict) -> dict:
     """The speed-ups of fit() over the plain loop (last epoch), float32 and bfloat16."""
     runs = speed["single_run"]

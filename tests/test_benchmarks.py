@@ -27,3 +27,23 @@ def test_speed_benchmark_writes_every_part(tmp_path):
     assert [row["runs"] for row in report["batched"]] == [1, 2]
     evaluation = {row["precision"] for row in report["evaluation"]}
     assert "fp32" in evaluation and all(row["n_test"] == 20 for row in report["evaluation"])
+
+
+def test_step_speed_benchmark_times_both_steps_and_finds_equal_weights(tmp_path):
+    """benchmarks/step_speed.py at tiny sizes: every part of both steps, the matmul time, the
+    epochs of both trainings, and equal weights at the end (the two steps compute the same)."""
+    cmd = [
+        sys.executable, str(ROOT / "benchmarks" / "step_speed.py"), "--threads", "1",
+        "--epochs", "2", "--steps", "5", "--n-train", "300", "--out", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (path,) = tmp_path.glob("*-step-speed.json")
+    report = json.loads(path.read_text())
+    (row,) = report["by_threads"]
+    assert set(row["parts_ms"]) == {"fit", "reference"}
+    assert all(ms > 0 for parts in row["parts_ms"].values() for ms in parts.values())
+    assert 0 < row["matmul_ms_at_peak"] and 0 < row["matmul_ms_in_step"]
+    assert len(row["fit_epoch_s"]) == len(row["reference_epoch_s"]) == 2
+    assert row["weights_equal"] is True
+    assert report["clipping"]["tensors"] == 38
