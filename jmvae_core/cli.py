@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import (
     DATASETS,
+    FIELD_PARTS,
     MNIST_VARIANTS,
     PROFILES,
     RUN_FILTERS,
@@ -18,23 +19,6 @@ from .config import (
     config_from_params,
 )
 from .data import MNIST_SOURCES, DataError, check_mnist_sizes, fetch_mnist
-
-# command-line flag -> configuration field (only the flags a user actually set are passed on)
-RUN_FIELDS = {
-    "variant": "variant",
-    "alpha": "alpha",
-    "latent_dim": "latent_dim",
-    "epochs": "epochs",
-    "warmup_epochs": "warmup_epochs",
-    "seed": "seed",
-    "n_train": "n_train",
-    "k": "k",
-    "n_prior": "n_prior",
-    "n_test": "n_test",
-    "n_judged": "n_judged",
-    "precision": "precision",
-}
-
 
 DEBUG_HELP = "show the traceback of an error instead of its one-line message"
 PRECISION_HELP = "training matmuls: fp32 (default) or bf16 (bfloat16 autocast; MNIST only)"
@@ -193,7 +177,8 @@ def _command(args) -> int:
         return _collect(args)
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads {args.threads} must be a positive integer")
-    params = {field: getattr(args, attr) for attr, field in RUN_FIELDS.items()}
+    # the flags of `jmvae run` carry the names of the configuration fields they set
+    params = {name: value for name, value in vars(args).items() if name in FIELD_PARTS}
     cfg = config_from_params(args.profile, **params)
     from .runs import run_one  # imported late: `jmvae fetch-data` needs no model code
     from .train import check_device

@@ -210,12 +210,18 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
+        """The config of `to_dict`, also after a JSON round trip (which turns tuples into lists:
+        they are turned back, so the run id is the same)."""
+
+        def part(values: dict) -> dict:
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
         return cls(
-            model=ModelConfig(**d["model"]),
-            train=TrainConfig(**d["train"]),
-            eval=EvalConfig(**d["eval"]),
+            model=ModelConfig(**part(d["model"])),
+            train=TrainConfig(**part(d["train"])),
+            eval=EvalConfig(**part(d["eval"])),
             dataset=d["dataset"],
-            data=DataConfig(**d["data"]) if d.get("data") is not None else None,
+            data=DataConfig(**part(d["data"])) if d.get("data") is not None else None,
         )
 
     @property
@@ -327,6 +333,16 @@ def _profile_parts(profile: str, dataset: str, celeba_root=None) -> dict[str, di
     return parts
 
 
+# every configuration field -> the part of RunConfig that holds it; the names are unique across
+# the parts, so a flat override (make_config, the command line) is unambiguous
+FIELD_PARTS = {
+    f.name: part
+    for part, cls in (("model", ModelConfig), ("train", TrainConfig), ("eval", EvalConfig),
+                      ("data", DataConfig))
+    for f in dataclasses.fields(cls)
+}  # fmt: skip
+
+
 def make_config(profile: str = "quick", celeba_root=None, **overrides) -> RunConfig:
     """Build a RunConfig from a profile plus flat overrides (e.g. variant=, alpha=, epochs=);
     `celeba_root`: the CelebA folder whose attribute header sets w_dim (default: the process's)."""
@@ -336,17 +352,12 @@ def make_config(profile: str = "quick", celeba_root=None, **overrides) -> RunCon
     if dataset not in DATASETS:
         raise ConfigError(f"dataset={dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
     parts = _profile_parts(profile, dataset, celeba_root)
-    owners = {f.name: "model" for f in dataclasses.fields(ModelConfig)}
-    owners |= {f.name: "train" for f in dataclasses.fields(TrainConfig)}
-    owners |= {f.name: "eval" for f in dataclasses.fields(EvalConfig)}
-    owners |= {f.name: "data" for f in dataclasses.fields(DataConfig)}
-    # field names are unique across the parts, so a flat override is unambiguous
     for key, value in overrides.items():
-        if key not in owners:
+        if key not in FIELD_PARTS:
             raise ConfigError(
-                f"{key}= is not a configuration field; known: {', '.join(sorted(owners))}"
+                f"{key}= is not a configuration field; known: {', '.join(sorted(FIELD_PARTS))}"
             )
-        parts[owners[key]][key] = value
+        parts[FIELD_PARTS[key]][key] = value
     image = dataset in IMAGE_DATASETS
     return RunConfig(
         model=ModelConfig(**parts["model"]),
@@ -456,5 +467,15 @@ def architecture(cfg: RunConfig) -> tuple:
 
 
 def config_from_params(profile: str, **params) -> RunConfig:
-    """make_config for notebook/CLI parameters, where None means "the profile's default"."""
+    """make_config for command-line parameters, where None means "the profile's default"."""
     return make_config(profile, **{k: v for k, v in params.items() if v is not None})
+
+
+def notebook_config(profile: str, config: dict | None, run_id: str | None = None) -> RunConfig:
+    """The run of the train and evaluate notebooks: `config` as RunConfig.to_dict() gives it
+    (what `jmvae reproduce` passes), or None for the profile's default run; a ConfigError
+    unless it is the run `run_id` names (when given)."""
+    cfg = RunConfig.from_dict(config) if config is not None else make_config(profile)
+    if run_id is not None and cfg.run_id != run_id:
+        raise ConfigError(f"the notebook's config is run {cfg.run_id}, not {run_id}")
+    return cfg

@@ -8,6 +8,7 @@ A run folder passes through two markers: TRAINED (weights and history final) and
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
@@ -250,19 +251,10 @@ def _npz_bytes(arrays: dict) -> bytes:
 
 
 def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
-    """papermill parameters that rebuild exactly `cfg` inside train/evaluate.ipynb."""
-    m, t, e = cfg.model, cfg.train, cfg.eval
-    params = {
-        "profile": profile, "variant": m.variant, "alpha": m.alpha, "latent_dim": m.latent_dim,
-        "seed": t.seed, "epochs": t.epochs, "warmup_epochs": t.warmup_epochs,
-        "warmup_alpha": t.warmup_alpha, "n_train": t.n_train, "k": e.k, "n_prior": e.n_prior,
-        "n_test": e.n_test, "n_judged": e.n_judged, "device": device, "run_id": cfg.run_id,
-    }  # fmt: skip
-    if cfg.dataset != "mnist":
-        params |= {"dataset": cfg.dataset, "width": m.width, "n_images": cfg.data.n_images}
-    if t.precision != "fp32":
-        params["precision"] = t.precision
-    return params
+    """papermill parameters of train/evaluate.ipynb: the whole config, which the notebook
+    rebuilds (config.notebook_config) and checks against the run id."""
+    config = json.loads(json.dumps(cfg.to_dict()))  # plain literals: tuples become lists
+    return {"profile": profile, "config": config, "device": device, "run_id": cfg.run_id}
 
 
 def run_with_notebooks(cfg: RunConfig, profile: str, device, cwd: Path, env=None) -> str:

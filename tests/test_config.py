@@ -70,3 +70,22 @@ def test_profiles_set_what_the_book_promises():
 def test_model_config_defaults_are_the_papers():
     m = ModelConfig()
     assert (m.latent_dim, m.hidden, m.x_dim, m.w_dim) == (64, 512, 784, 10)
+
+
+def test_the_notebooks_rebuild_any_config_from_its_dict_and_check_its_id():
+    """runs.run_parameters passes the whole config; config.notebook_config rebuilds it, with
+    fields no command-line flag sets (clip_norm, hidden, betas) and through the literal
+    papermill writes into the notebook; a run id that is not the config's is refused."""
+    from papermill.translators import PythonTranslator
+
+    from jmvae_core.config import notebook_config
+    from jmvae_core.runs import run_parameters
+
+    cfg = make_config("smoke", variant="cvae", clip_norm=3.0, hidden=256, betas=(0.8, 0.99))
+    params = run_parameters(cfg, "smoke", None)
+    assert set(params) == {"profile", "config", "device", "run_id"}
+    config = eval(PythonTranslator.translate(params["config"]))  # what the notebook reads
+    assert notebook_config("smoke", config, params["run_id"]) == cfg
+    assert notebook_config("smoke", None) == make_config("smoke")
+    with pytest.raises(ConfigError, match=cfg.run_id):
+        notebook_config("smoke", config, make_config("smoke").run_id)
