@@ -4,7 +4,7 @@ Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example 
 float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
 `conditional` of JMVAE are all computed from one set of k draws from q(z|x,w). Each MNIST
 model's table of estimators and its proposals come from the registry (jmvae_core.registry). A
-proposal is a diagonal Gaussian (a (mu, var) pair) or a mixture of them (posteriors.Mixture),
+proposal is a diagonal Gaussian (networks.Gaussian) or a mixture of them (posteriors.Mixture),
 drawn from stratified: log p_hat = log sum_m pi_m mean_j(weight_mj), component by component.
 """
 
@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from . import registry
-from .networks import log_normal, log_std_normal
+from .networks import Gaussian, log_std_normal
 from .posteriors import Mixture
 
 # estimator name -> (proposal, log-density terms of the target, subtract log p_hat(w)?);
@@ -55,8 +55,7 @@ def _densities(model, x, w) -> dict:
     """Log-density terms as functions of z (..., B, D) -> (..., B), built lazily per batch."""
 
     def pz_w(z):
-        mu, var = model.p_z_w(w)
-        return log_normal(z, mu, var)
+        return model.p_z_w(w).log_prob(z)
 
     terms = {
         "px": lambda z: model.p_x_z.log_prob(x, z),
@@ -146,29 +145,27 @@ def log_mean_exp(a: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def draw(
-    mu, var, log_terms: dict, k: int, generator=None, max_rows: int = 4096, precision="fp32",
+    q: Gaussian, log_terms: dict, k: int, generator=None, max_rows: int = 4096, precision="fp32",
     log_q=None,
 ) -> dict:  # fmt: skip
-    """k draws z ~ N(mu, var) per example; each log term and log q at them: -> {name: (B, k)}.
+    """k draws z ~ q per example; each log term and log q at them: -> {name: (B, k)}.
 
-    mu, var: (B, D). The k draws are made in chunks of at most `max_rows` decoder rows; the
-    log terms (decoders) run in `precision` ("fp32" or "bf16", see resolve_precision).
-    `log_q` (z -> (..., B)) is the proposal's log-density, by default that of N(mu, var); a
-    mixture passes its own when it draws one component.
+    q: a diagonal Gaussian of shape (B, D). The k draws are made in chunks of at most
+    `max_rows` decoder rows; the log terms (decoders) run in `precision` ("fp32" or "bf16",
+    see resolve_precision). `log_q` (z -> (..., B)) is the proposal's log-density, by default
+    q's own; a mixture passes its own when it draws one component.
     """
-    batch = mu.shape[0]
+    batch, device = q.mu.shape[0], q.mu.device
     chunk = max(1, min(k, max_rows // batch))
     out: dict[str, list] = {name: [] for name in [*log_terms, "q"]}
+    log_q = q.log_prob if log_q is None else log_q
     # one autocast region for all chunks: it casts each weight to bfloat16 once, not per chunk
-    with _decoder_precision(mu.device, precision):
+    with _decoder_precision(device, precision):
         for start in range(0, k, chunk):
-            kc = min(chunk, k - start)
-            shape = (kc, *mu.shape)
-            eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            z = mu + var.sqrt() * eps
-            out["q"].append((log_normal(z, mu, var) if log_q is None else log_q(z)).double())
+            z = q.sample(generator, min(chunk, k - start))
+            out["q"].append(log_q(z).double())
             for name, fn in log_terms.items():
-                with _decoder_precision(mu.device, precision if name in BF16_TERMS else "off"):
+                with _decoder_precision(device, precision if name in BF16_TERMS else "off"):
                     out[name].append(fn(z).double())
     return {name: torch.cat(parts, dim=0).T for name, parts in out.items()}
 
@@ -200,9 +197,8 @@ def draw_mixture(q: Mixture, log_terms: dict, k: int, generator=None, max_rows=4
     where log p_hat = logsumexp_k(log-weight_k + coefficient_k)."""
     parts, coefs = [], []
     for component, n, log_coef in q.draws(k):
-        mu, var = component
-        parts.append(draw(mu, var, log_terms, n, generator, max_rows, precision, q.log_prob))
-        coefs.append(torch.full((n,), log_coef, dtype=torch.float64, device=mu.device))
+        parts.append(draw(component, log_terms, n, generator, max_rows, precision, q.log_prob))
+        coefs.append(torch.full((n,), log_coef, dtype=torch.float64, device=component.mu.device))
     out = {name: torch.cat([p[name] for p in parts], dim=1) for name in parts[0]}
     return out, torch.cat(coefs)
 
@@ -245,9 +241,8 @@ def estimate(
             draws[proposal], coefs[proposal] = draw_mixture(
                 q, log_terms, k, generator, max_rows, precision
             )
-        else:  # a diagonal Gaussian (mu, var)
-            mu, var = q
-            draws[proposal] = draw(mu, var, log_terms, k, generator, max_rows, precision)
+        else:  # a diagonal Gaussian
+            draws[proposal] = draw(q, log_terms, k, generator, max_rows, precision)
     log_pw = None
     if any(spec[n][2] for n in names):
         log_pw = log_p_w(model, w, n_prior, generator, precision=precision)

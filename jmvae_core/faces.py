@@ -17,6 +17,7 @@ import torch
 from .config import RunConfig
 from .conv import IMAGE_SHAPE
 from .environment import CELEBA_ENV, celeba_dir, data_dir  # noqa: F401  (the face folders)
+from .networks import Gaussian
 
 # the book's figures: attributes edited in the figures (those present in the data are used)
 EDIT_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Bangs", "Blond_Hair", "Mustache")
@@ -80,16 +81,13 @@ def z_from_attributes(model, w, generator=None):
     if model.cfg.variant == "vae_gan":
         return None
     if model.p_z_w is not None:
-        mu, var = model.p_z_w(w)
+        q = model.p_z_w(w)
     elif model.p_x_zw is not None:
         mu = w.new_zeros(w.shape[0], model.cfg.latent_dim)
-        var = torch.ones_like(mu)
+        q = Gaussian(mu, torch.ones_like(mu))
     else:
-        mu, var = model.infer_from_w(w)
-    if generator is None:
-        return mu
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + var.sqrt() * eps
+        q = model.infer_from_w(w)
+    return q.mu if generator is None else q.sample(generator)
 
 
 def _images(x: torch.Tensor, data) -> np.ndarray:
@@ -108,9 +106,9 @@ def face_arrays(model, data) -> dict[str, np.ndarray]:
     out = {"recon_x": _images(x, data)}
     z_x = infer_x(model, x)
     if z_x is not None:
-        out["recon_from_x"] = _images(model.generate(z_x[0], w), data)
+        out["recon_from_x"] = _images(model.generate(z_x.mu, w), data)
     if model.q_z_xw is not None:
-        out["recon_from_xw"] = _images(model.generate(model.q_z_xw(x, w)[0], w), data)
+        out["recon_from_xw"] = _images(model.generate(model.q_z_xw(x, w).mu, w), data)
     if model.cfg.variant == "vae_gan":
         return out
     names = list(data.attribute_names)
@@ -131,7 +129,7 @@ def face_arrays(model, data) -> dict[str, np.ndarray]:
     for name in edits:
         w_edit = w.clone()
         w_edit[:, names.index(name)] *= -1
-        z = model.q_z_xw(x, w_edit)[0] if model.q_z_xw is not None else None
+        z = model.q_z_xw(x, w_edit).mu if model.q_z_xw is not None else None
         grid.append(model.generate(z, w_edit))
     stacked = torch.stack(grid, dim=1).reshape(-1, *x.shape[1:])  # (faces x (1 + edits))
     out["edit_faces"] = _images(stacked, data)
@@ -156,7 +154,7 @@ def attribute_estimation(model, data) -> pd.DataFrame:
     model.eval()
     x = data.x_test
     parts = [
-        model.p_w_z.mean(model.infer_from_x(x[i : i + BATCH])[0]) for i in range(0, len(x), BATCH)
+        model.p_w_z.mean(model.infer_from_x(x[i : i + BATCH]).mu) for i in range(0, len(x), BATCH)
     ]
     scores = torch.cat(parts).cpu().numpy()
     truth = data.w_test.cpu().numpy()

@@ -12,7 +12,7 @@ import torch
 
 from . import registry
 from .conv import log_sigmoid_pair
-from .objectives import draw_noise, sample
+from .objectives import draw_noise
 
 
 def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
@@ -27,8 +27,8 @@ def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
 def _z_q(model, x, w, generator):
     """A draw from the variant's inference network, cut from the encoders' graph."""
     with torch.no_grad():
-        mu, var = model.q_z_x(x) if model.q_z_xw is None else model.q_z_xw(x, w)
-        return sample(mu, var, generator)
+        q = model.q_z_x(x) if model.q_z_xw is None else model.q_z_xw(x, w)
+        return q.sample(generator)
 
 
 def _update(loss, params, optimizer, clip) -> None:

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from . import registry
-from .objectives import sample
 
 N_PER_LABEL = 8  # images per digit in label->image grids
 N_JOINT = 64  # joint samples z ~ p(z)
@@ -25,23 +24,23 @@ def latent_means(model, x, w) -> dict:
     """Test-set means of every applicable encoder: {name: (N, D)} (the 2-D latent figures)."""
     out = {}
     if hasattr(model, "q_z_xw"):
-        out["q_z_xw"] = model.q_z_xw(x, w)[0]
+        out["q_z_xw"] = model.q_z_xw(x, w).mu
     if hasattr(model, "infer_from_x"):
-        out["q_z_x"] = model.infer_from_x(x)[0]  # q(z|x) for kl, q(z|x,0) for zero
+        out["q_z_x"] = model.infer_from_x(x).mu  # q(z|x) for kl, q(z|x,0) for zero
     if hasattr(model, "infer_from_w"):
-        out["q_z_w"] = model.infer_from_w(w)[0]
+        out["q_z_w"] = model.infer_from_w(w).mu
     return out
 
 
 # label -> image paths (registry.ModelSpec.label_to_image): (model, w, generator) -> logits
 def via_q_z_w(model, w, generator) -> torch.Tensor:
     """z ~ the model's inference from the label alone (JMVAE: q(z|w), or q(z|0,w)), p(x|z)."""
-    return model.p_x_z.logits(sample(*model.infer_from_w(w), generator))
+    return model.p_x_z.logits(model.infer_from_w(w).sample(generator))
 
 
 def via_p_z_w(model, w, generator) -> torch.Tensor:
     """z ~ the learned conditional prior p(z|w) (CMMA), p(x|z)."""
-    return model.p_x_z.logits(sample(*model.p_z_w(w), generator))
+    return model.p_x_z.logits(model.p_z_w(w).sample(generator))
 
 
 def via_prior_and_label(model, w, generator) -> torch.Tensor:
@@ -53,7 +52,7 @@ def via_prior_and_label(model, w, generator) -> torch.Tensor:
 # image -> label path (registry.ModelSpec.image_to_label): (model, x) -> label logits
 def via_q_z_x(model, x) -> torch.Tensor:
     """argmax-ready logits of p(w|z) at the mean of the model's inference from the image alone."""
-    return model.p_w_z.logits(model.infer_from_x(x)[0])
+    return model.p_w_z.logits(model.infer_from_x(x).mu)
 
 
 @torch.no_grad()

@@ -57,7 +57,7 @@ def kl_normal(mu_q, var_q, mu_p=None, var_p=None) -> torch.Tensor:
 class Gaussian(NamedTuple):
     """A diagonal Gaussian N(mu, diag(var)), what every encoder returns: it draws (`rsample`,
     `sample`), scores (`log_prob`) and has an analytic KL to the prior (`kl_to_prior`, the fast
-    path of the objectives); it unpacks as (mu, var)."""
+    path of the objectives), and `kl_to` another diagonal Gaussian."""
 
     mu: torch.Tensor
     var: torch.Tensor
@@ -83,6 +83,10 @@ class Gaussian(NamedTuple):
     def kl_to_prior(self) -> torch.Tensor:
         """Analytic KL(N(mu, var) || N(0, I)) summed over D: -> (..., B) (the fast path)."""
         return kl_normal(self.mu, self.var)
+
+    def kl_to(self, other: Gaussian) -> torch.Tensor:
+        """Analytic KL(self || other) between diagonal Gaussians, summed over D: -> (..., B)."""
+        return kl_normal(self.mu, self.var, other.mu, other.var)
 
 
 class GaussianHead(nn.Module):

@@ -15,25 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from .networks import kl_normal
-
-
-def sample(mu: torch.Tensor, var: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Reparameterised draw z = mu + sqrt(var) * eps: (B, D) -> (B, D)."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return reparameterise(mu, var, eps)
-
-
-def reparameterise(mu: torch.Tensor, var: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """z = mu + sqrt(var) * eps for given standard-normal noise: (..., B, D) -> (..., B, D)."""
-    return mu + var.sqrt() * eps
-
 
 def draw_noise(generator: torch.Generator | None, x: torch.Tensor, latent_dim: int):
     """One run's noise eps (B, D) for a batch x (B, ...), in the dtype its encoders return.
 
     Under autocast the encoders return bfloat16, and the noise is drawn in bfloat16, as
-    `sample` draws it in the dtype of the mean.
+    networks.Gaussian.sample draws it in the dtype of the mean.
     """
     dtype = x.dtype
     if torch.is_autocast_enabled(x.device.type):
@@ -43,19 +30,17 @@ def draw_noise(generator: torch.Generator | None, x: torch.Tensor, latent_dim: i
 
 def vae_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
     """-ELBO of an image-only VAE: -E_q(z|x) log p(x|z) + beta KL(q(z|x) || N(0, I))."""
-    mu, var = model.q_z_x(x)
-    z = reparameterise(mu, var, eps)
-    rec_x = -model.p_x_z.log_prob(x, z).mean(-1)
-    kl_prior = kl_normal(mu, var).mean(-1)
+    q = model.q_z_x(x)
+    rec_x = -model.p_x_z.log_prob(x, q.rsample(eps)).mean(-1)
+    kl_prior = q.kl_to_prior().mean(-1)
     return {"loss": rec_x + beta * kl_prior, "rec_x": rec_x, "kl_prior": kl_prior}
 
 
 def cvae_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
     """-ELBO of log p(x|w): -E_q(z|x,w) log p(x|z,w) + beta KL(q(z|x,w) || N(0, I))."""
-    mu, var = model.q_z_xw(x, w)
-    z = reparameterise(mu, var, eps)
-    rec_x = -model.p_x_zw.log_prob(x, z, w).mean(-1)
-    kl_prior = kl_normal(mu, var).mean(-1)
+    q = model.q_z_xw(x, w)
+    rec_x = -model.p_x_zw.log_prob(x, q.rsample(eps), w).mean(-1)
+    kl_prior = q.kl_to_prior().mean(-1)
     return {"loss": rec_x + beta * kl_prior, "rec_x": rec_x, "kl_prior": kl_prior}
 
 
@@ -65,11 +50,10 @@ def cmma_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
     The second KL is the authors' addition (book/model.md, Protocol); `cmma_prior_kl=False`
     drops it.
     """
-    mu, var = model.q_z_xw(x, w)
-    z = reparameterise(mu, var, eps)
-    rec_x = -model.p_x_z.log_prob(x, z).mean(-1)
-    kl_cond = kl_normal(mu, var, *model.p_z_w(w)).mean(-1)
-    kl_prior = kl_normal(mu, var).mean(-1) if model.cfg.cmma_prior_kl else torch.zeros_like(rec_x)
+    q = model.q_z_xw(x, w)
+    rec_x = -model.p_x_z.log_prob(x, q.rsample(eps)).mean(-1)
+    kl_cond = q.kl_to(model.p_z_w(w)).mean(-1)
+    kl_prior = q.kl_to_prior().mean(-1) if model.cfg.cmma_prior_kl else torch.zeros_like(rec_x)
     loss = rec_x + beta * (kl_cond + kl_prior)
     return {"loss": loss, "rec_x": rec_x, "kl_cond": kl_cond, "kl_prior": kl_prior}
 
@@ -86,9 +70,9 @@ def jmvae_kl_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
 
     All five networks receive gradients from every term (no stop-gradient, as the code).
     """
-    terms, (mu, var) = _joint_terms(model, x, w, eps)
-    terms["kl_x"] = kl_normal(mu, var, *model.q_z_x(x)).mean(-1)
-    terms["kl_w"] = kl_normal(mu, var, *model.q_z_w(w)).mean(-1)
+    terms, q = _joint_terms(model, x, w, eps)
+    terms["kl_x"] = q.kl_to(model.q_z_x(x)).mean(-1)
+    terms["kl_w"] = q.kl_to(model.q_z_w(w)).mean(-1)
     alpha = model.cfg.alpha if alpha is None else alpha
     terms["loss"] = (
         terms["rec_x"]
@@ -100,14 +84,14 @@ def jmvae_kl_loss(model, x, w, eps, beta=1.0, alpha=None) -> dict:
 
 
 def _joint_terms(model, x, w, eps):
-    mu, var = model.q_z_xw(x, w)
-    z = reparameterise(mu, var, eps)
+    q = model.q_z_xw(x, w)
+    z = q.rsample(eps)
     terms = {
         "rec_x": -model.p_x_z.log_prob(x, z).mean(-1),
         "rec_w": -model.p_w_z.log_prob(w, z).mean(-1),
-        "kl_prior": kl_normal(mu, var).mean(-1),
+        "kl_prior": q.kl_to_prior().mean(-1),
     }
-    return terms, (mu, var)
+    return terms, q
 
 
 OBJECTIVES = {

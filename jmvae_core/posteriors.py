@@ -22,17 +22,17 @@ def product_of_experts(experts: list, prior: bool = True) -> Gaussian:
     """The normalised product of Gaussian experts (and of the prior expert N(0, I) with
     `prior`): precisions add, and the mean is the precision-weighted mean of the experts'.
 
-    experts: (mu, var) pairs of one shape (..., B, D). An expert of infinite variance (zero
+    experts: Gaussians of one shape (..., B, D). An expert of infinite variance (zero
     precision) carries no information about its dimension.
     """
     if not experts and not prior:
         raise ValueError("a product of experts needs at least one expert")
     precision = 1.0 if prior else 0.0  # the prior expert: mean 0, precision 1
     weighted = 0.0
-    for mu, var in experts:
-        t = 1.0 / var
+    for expert in experts:
+        t = 1.0 / expert.var
         precision = precision + t
-        weighted = weighted + mu * t
+        weighted = weighted + expert.mu * t
     var = 1.0 / precision
     if not torch.is_tensor(var):  # only the prior expert
         raise ValueError("a product of the prior expert alone has no batch shape")

@@ -34,7 +34,7 @@ def image_encoder(model):
 
     def encode(x):
         q = propose(model, x, None)
-        return q[0]  # a networks.Gaussian: (mu, var)
+        return q.mu
 
     return encode
 

@@ -31,7 +31,7 @@ class ModelSpec:
         standard-normal noise, drawn by the caller.
     estimators: estimator name -> (proposal, log-density terms of the target, subtract
         log p_hat(w)?), as jmvae_core.estimators documents.
-    proposals: proposal name -> (model, x, w) -> a networks.Gaussian (it unpacks as (mu, var))
+    proposals: proposal name -> (model, x, w) -> a networks.Gaussian
         or a posteriors.Mixture; None: estimators.PROPOSALS (q(z|x,w), infer_from_x and
         infer_from_w).
     label_to_image: (model, w, generator) -> image logits, one image per row of w; None if the

@@ -14,7 +14,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from jmvae_core.estimators import estimate
-from jmvae_core.networks import log_normal
+from jmvae_core.networks import Gaussian, log_normal
 
 DT = torch.float64
 
@@ -50,10 +50,10 @@ class LinearGaussian:
         self.infer_from_w = lambda w: self.perturb(*self.posterior(None, w))
 
     def perturb(self, mu, var):
-        return mu + self.shift, var * self.var_scale
+        return Gaussian(mu + self.shift, var * self.var_scale)
 
-    def posterior(self, x=None, w=None):
-        """Exact p(z | the given modalities): diagonal mean and variance, (B, 3) each."""
+    def posterior(self, x=None, w=None) -> Gaussian:
+        """Exact p(z | the given modalities): diagonal, mean and variance (B, 3) each."""
         batch = (x if x is not None else w).shape[0]
         precision = torch.ones(3, dtype=DT)
         eta = torch.zeros(batch, 3, dtype=DT)
@@ -64,7 +64,7 @@ class LinearGaussian:
             precision = precision + (self.C**2).sum(0) / self.sw2
             eta = eta + (w - self.c) @ self.C / self.sw2
         var = (1.0 / precision).expand(batch, 3)
-        return eta * var, var.clone()
+        return Gaussian(eta * var, var.clone())
 
     def likelihood_factor(self, x=None, w=None):
         """The Gaussian in z proportional to p(x|z) (given x) or p(w|z) (given w): (B, 3) each.
@@ -81,7 +81,7 @@ class LinearGaussian:
         safe = torch.where(informative, precision, torch.ones_like(precision))
         mean = torch.where(informative, (data - bias) @ weight / noise / safe, 0.0)
         var = torch.where(informative, 1.0 / safe, torch.full_like(safe, float("inf")))
-        return mean, var.expand_as(mean).clone()
+        return Gaussian(mean, var.expand_as(mean).clone())
 
     def sample(self, n: int, seed: int = 1):
         g = torch.Generator().manual_seed(seed)

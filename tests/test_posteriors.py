@@ -60,10 +60,10 @@ def test_product_of_the_prior_and_likelihood_factors_is_the_exact_posterior(give
 
 def test_product_of_experts_is_the_normalised_product_of_densities():
     """log PoE(z) - sum of the experts' and the prior's log-densities is constant in z."""
-    experts = [_params((6, 3), seed=s) for s in (1, 2, 3)]
+    experts = [Gaussian(*_params((6, 3), seed=s)) for s in (1, 2, 3)]
     poe = product_of_experts(experts)
     z = torch.randn(40, 6, 3, dtype=DT, generator=_gen(4))
-    product = sum(Gaussian(*e).log_prob(z) for e in experts)
+    product = sum(e.log_prob(z) for e in experts)
     product = product + Gaussian(torch.zeros(6, 3, dtype=DT), torch.ones(6, 3, dtype=DT)).log_prob(
         z
     )
