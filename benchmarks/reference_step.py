@@ -12,8 +12,8 @@ import contextlib
 
 import torch
 
-from jmvae_core import registry, train
-from jmvae_core.objectives import OBJECTIVES, draw_noise
+from jmvae_core import train
+from jmvae_core.objectives import draw_noise
 
 
 def clip_gradients(params, tc) -> None:
@@ -27,9 +27,9 @@ def clip_gradients(params, tc) -> None:
 def step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
     """train._step of a single-optimizer model, clipping with `clip_gradients` above."""
     with train.autocast(tc, x.device):
-        eps = draw_noise(generator, x, registry.noise_dim(model.cfg))
+        eps = draw_noise(generator, x, model.cfg.latent_dim * model.spec.noise_samples)
         alpha = model.cfg.alpha * alpha_scale
-        terms = OBJECTIVES[model.cfg.variant](model, x, w, eps, beta, alpha)
+        terms = model.spec.objective(model, x, w, eps, beta, alpha)
     optimizers["all"].zero_grad(set_to_none=True)
     terms["loss"].backward()
     clip_gradients(optimizers["all"].param_groups[0]["params"], tc)

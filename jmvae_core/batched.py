@@ -6,9 +6,9 @@ model is jmvae_core.stacked). Runs of
 several architectures (a whole config.plan) form one group per architecture and train
 together under one schedule. Per run, `fit_batched` reproduces `train.fit` (the book's
 protocol): same initial weights, random draws in the same order, same warm-up, Adam and
-clipping, through the same objective (objectives.OBJECTIVES). On one CPU thread the result is
-bitwise fit's; elsewhere (several threads, CUDA) batched kernels may round differently from
-the single-run ones.
+clipping, through the same objective (the model's declaration, model.spec). On one CPU
+thread the result is bitwise fit's; elsewhere (several threads, CUDA) batched kernels may
+round differently from the single-run ones.
 
 That is draws="step", where every step draws from each run's generator in a Python loop.
 draws="epoch" draws a whole epoch at its start instead (jmvae_core.batched_step): the same
@@ -41,7 +41,6 @@ from .batched_step import (
 from .config import ConfigError, RunConfig, architecture
 from .data import MNIST, check_data
 from .models import build_model
-from .objectives import OBJECTIVES
 from .stacked import (  # noqa: F401  (BLinear, BatchedModel: the stacked model's public names)
     BatchedModel,
     BLinear,
@@ -82,7 +81,7 @@ class Group:
         params = list(self.model.parameters())
         self.optimizer, self.attach_grads = _adam(params, cfgs[0].train, device, per_run)
         self.gens = [torch.Generator(device=device).manual_seed(c.train.seed) for c in cfgs]
-        self.loss_fn = OBJECTIVES[self.model.cfg.variant]
+        self.loss_fn = self.model.spec.objective
         self.inputs: EpochInputs | None = None  # draws="epoch" only
 
     def clip(self) -> None:

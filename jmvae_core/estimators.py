@@ -3,9 +3,10 @@
 Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example (shape (B,),
 float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
 `conditional` of JMVAE are all computed from one set of k draws from q(z|x,w). Each MNIST
-model's table of estimators and its proposals come from the registry (jmvae_core.registry). A
-proposal is a diagonal Gaussian (networks.Gaussian) or a mixture of them (posteriors.Mixture),
-drawn from stratified: log p_hat = log sum_m pi_m mean_j(weight_mj), component by component.
+model's table of estimators and its proposals come from its declaration (`model.spec`, a
+registry.ModelSpec). A proposal is a diagonal Gaussian (networks.Gaussian) or a mixture of them
+(posteriors.Mixture), drawn from stratified: log p_hat = log sum_m pi_m mean_j(weight_mj),
+component by component.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import registry
 from .networks import Gaussian, log_std_normal
 from .posteriors import Mixture
 
 # estimator name -> (proposal, log-density terms of the target, subtract log p_hat(w)?);
-# the paper's five models (registered by variants/paper.py; estimate() reads the registry)
+# the paper's five models (declared in variants/paper.py; estimate() reads model.spec)
 _JMVAE = {
     "joint": ("xw", ("px", "pw", "pz"), False),
     "marginal": ("xw", ("px", "pz"), False),
@@ -75,17 +75,17 @@ def _densities(model, x, w) -> dict:
 
 
 def _is_image_model(model) -> bool:
-    return registry.spec(model.cfg.variant).family == "faces"
+    return model.spec.family == "faces"
 
 
 def spec_of(model) -> dict:
-    """The estimator table of a model (its registry entry: book/model.md, book/celeba.md)."""
-    return registry.spec(model.cfg.variant).estimators
+    """The estimator table of a model (its declaration: book/model.md, book/celeba.md)."""
+    return model.spec.estimators
 
 
 def proposals_of(model) -> dict:
     """Proposal name -> (model, x, w) -> its distribution, for this model's estimators."""
-    return registry.spec(model.cfg.variant).proposals or PROPOSALS
+    return model.spec.proposals or PROPOSALS
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -125,7 +125,7 @@ def resolve_precision(precision: str, model, device) -> str:
     if precision != "auto":
         return precision
     device = torch.device(device)
-    if not registry.spec(model.cfg.variant).bf16_estimators:
+    if not model.spec.bf16_estimators:
         return "fp32"  # not measured for these models
     return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
 
@@ -201,11 +201,6 @@ def draw_mixture(q: Mixture, log_terms: dict, k: int, generator=None, max_rows=4
         coefs.append(torch.full((n,), log_coef, dtype=torch.float64, device=component.mu.device))
     out = {name: torch.cat([p[name] for p in parts], dim=1) for name in parts[0]}
     return out, torch.cat(coefs)
-
-
-def available(variant: str) -> tuple[str, ...]:
-    """Names of the estimators that apply to a variant (book/model.md, book/celeba.md)."""
-    return tuple(registry.spec(variant).estimators)
 
 
 @torch.no_grad()
@@ -300,7 +295,7 @@ def label_accuracy(model, x, w) -> dict:
     """Accuracy of the model's image -> label path (JMVAE: argmax p(w|z) at the mean of q(z|x)
     (kl) / q(z|x,0) (zero)), and of argmax p(w|z) at the mean of its joint proposal "xw"."""
     labels = w.argmax(-1)
-    spec = registry.spec(model.cfg.variant)
+    spec = model.spec
     q_xw = proposals_of(model)["xw"](model, x, w)
     mu_xw = q_xw.mean if isinstance(q_xw, Mixture) else q_xw[0]
     return {

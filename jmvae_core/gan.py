@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from . import registry
 from .conv import log_sigmoid_pair
 from .objectives import draw_noise
 
@@ -41,7 +40,7 @@ def _update(loss, params, optimizer, clip) -> None:
 def gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip) -> dict:
     """One batch of the three updates; returns the batch-mean terms (scalars, nats)."""
     groups = parameter_groups(model)
-    objective = registry.spec(model.cfg.variant).objective  # the VAE-family loss of update (1)
+    objective = model.spec.objective  # the VAE-family loss of update (1)
     eps = draw_noise(generator, x, model.cfg.latent_dim)
     terms = objective(model, x, w, eps, beta, model.cfg.alpha * alpha_scale)
     _update(terms["loss"], groups["enc"], optimizers["enc"], clip)

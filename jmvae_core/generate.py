@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import registry
-
 N_PER_LABEL = 8  # images per digit in label->image grids
 N_JOINT = 64  # joint samples z ~ p(z)
 
@@ -60,7 +58,7 @@ def label_to_image(model, generator, n=N_PER_LABEL) -> torch.Tensor | None:
     """For each digit, n images from the model's label -> image path (registry; JMVAE z~q(z|w)
     (or q(z|0,w)), CMMA z~p(z|w), CVAE p(x|z,w) with z~N(0,I)); each decoded to Bernoulli
     means. -> (10, n, 784), or None for a model without that path (the VAE)."""
-    path = registry.spec(model.cfg.variant).label_to_image
+    path = model.spec.label_to_image
     if path is None:
         return None
     device = next(model.parameters()).device
@@ -109,5 +107,5 @@ def coherence(model, generator, n: int = 100) -> float | None:
     means = label_to_image(model, generator, n)
     x = torch.bernoulli(means.reshape(-1, means.shape[-1]), generator=generator)
     labels = torch.arange(means.shape[0], device=x.device).repeat_interleave(n)
-    pred = registry.spec(model.cfg.variant).image_to_label(model, x).argmax(-1)
+    pred = model.spec.image_to_label(model, x).argmax(-1)
     return float((pred == labels).float().mean())

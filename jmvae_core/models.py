@@ -92,5 +92,9 @@ MODEL_BUILDERS = {
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Instantiate the variant named in `cfg` (its registry entry, MNIST or face family) with
-    Glorot-uniform weights and zero biases."""
-    return glorot_(registry.spec(cfg.variant).build(cfg))
+    Glorot-uniform weights and zero biases. The model carries its declaration as `model.spec`
+    (registry.ModelSpec), which training, the estimators and generation read."""
+    spec = registry.spec(cfg.variant)
+    model = glorot_(spec.build(cfg))
+    model.spec = spec
+    return model

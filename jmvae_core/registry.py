@@ -64,10 +64,7 @@ _loaded = False
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    """Enter a model; its objective also joins objectives.OBJECTIVES, the table the training
-    paths (train.fit, the batched step) read by name."""
-    from .objectives import OBJECTIVES  # late: the model files import this module first
-
+    """Enter a model (build_model hands its declaration to every model it builds)."""
     if spec.name not in FAMILIES.get(spec.family, ()):
         raise ValueError(
             f"model {spec.name!r} is not listed in config for the {spec.family!r} family"
@@ -75,8 +72,6 @@ def register(spec: ModelSpec) -> ModelSpec:
     known = _SPECS.get(spec.name)
     if known is not None and known != spec:
         raise ValueError(f"model {spec.name!r} is registered twice")
-    if not spec.adversarial:  # the paper's five are there already
-        OBJECTIVES.setdefault(spec.name, spec.objective)
     _SPECS[spec.name] = spec
     return spec
 
@@ -110,6 +105,11 @@ def names(family: str = "mnist") -> tuple[str, ...]:
     the successors."""
     _load()
     return tuple(n for n in FAMILIES[family] if n in _SPECS)
+
+
+def estimator_names(variant: str) -> tuple[str, ...]:
+    """Names of the estimators that apply to a variant (book/model.md, book/celeba.md)."""
+    return tuple(spec(variant).estimators)
 
 
 def label(variant: str) -> str:

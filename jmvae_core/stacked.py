@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import registry
 from .config import VARIANTS, ConfigError, ModelConfig
 from .models import MODEL_BUILDERS, build_model
 
@@ -83,6 +84,7 @@ class BatchedModel(nn.Module):
             )
         self.cfgs = list(cfgs)
         self.cfg = cfgs[0]  # shared fields only (variant, sizes, cmma_prior_kl); alpha is per run
+        self.spec = registry.spec(self.cfg.variant)  # as build_model gives a single model
         self.runs = len(cfgs)
         # a template gives structure and names; on the meta device it draws no random numbers
         with torch.device("meta"):

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import registry, results
+from . import results
 from .config import ConfigError, RunConfig, TrainConfig
 from .data import MNIST, check_data
 from .gan import gan_step, parameter_groups
 from .models import build_model
-from .objectives import OBJECTIVES, draw_noise
+from .objectives import draw_noise
 
 CHECKPOINT = results.CHECKPOINT
 
@@ -107,7 +107,7 @@ def make_optimizers(model, tc: TrainConfig, device) -> dict[str, torch.optim.Ada
     """One Adam over every parameter; for a GAN variant one per update of book/celeba.md."""
     # the fused kernel runs Adam's update in one pass per tensor (the same algorithm)
     fused = device.type in ("cpu", "cuda") or None
-    groups = parameter_groups(model) if registry.spec(model.cfg.variant).adversarial else None
+    groups = parameter_groups(model) if model.spec.adversarial else None
     groups = groups or {"all": list(model.parameters())}
     return {
         name: torch.optim.Adam(params, lr=tc.lr, betas=tc.betas, eps=tc.adam_eps, fused=fused)
@@ -132,9 +132,9 @@ def _step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
     if "all" not in optimizers:
         return gan_step(model, optimizers, x, w, generator, beta, alpha_scale, clip)
     with autocast(tc, x.device):
-        eps = draw_noise(generator, x, registry.noise_dim(model.cfg))
+        eps = draw_noise(generator, x, model.cfg.latent_dim * model.spec.noise_samples)
         alpha = model.cfg.alpha * alpha_scale
-        terms = OBJECTIVES[model.cfg.variant](model, x, w, eps, beta, alpha)
+        terms = model.spec.objective(model, x, w, eps, beta, alpha)
     optimizers["all"].zero_grad(set_to_none=True)
     terms["loss"].backward()
     clip(optimizers["all"].param_groups[0]["params"])

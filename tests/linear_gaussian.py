@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import torch
 from torch.distributions import MultivariateNormal
 
+from jmvae_core import registry
 from jmvae_core.estimators import estimate
 from jmvae_core.networks import Gaussian, log_normal
 
@@ -48,6 +49,11 @@ class LinearGaussian:
         self.q_z_xw = lambda x, w: self.perturb(*self.posterior(x, w))
         self.infer_from_x = lambda x: self.perturb(*self.posterior(x, None))
         self.infer_from_w = lambda w: self.perturb(*self.posterior(None, w))
+
+    @property
+    def spec(self):
+        """The declaration of the variant the model stands for (a built model's `spec`)."""
+        return registry.spec(self.cfg.variant)
 
     def perturb(self, mu, var):
         return Gaussian(mu + self.shift, var * self.var_scale)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from jmvae_core import estimators
+from jmvae_core import estimators, registry
 from jmvae_core.config import IMAGE_VARIANTS, ConfigError, make_config
 from jmvae_core.gan import parameter_groups
 from jmvae_core.models import build_model
@@ -61,7 +61,7 @@ def test_face_estimators_report_both_conventions():
     model = build_model(face_cfg("jmvae_kl_gan").model).eval()
     x, w = batch()
     out = estimators.estimate(model, x, w, k=3, n_prior=5)
-    names = set(estimators.available("jmvae_kl_gan"))
+    names = set(registry.estimator_names("jmvae_kl_gan"))
     assert set(out) == names and "marginal_channel_mean" in names
     # with k = 1 and a shared draw, the two conventions differ exactly by the pixel terms
     g1, g2 = (torch.Generator().manual_seed(3) for _ in range(2))

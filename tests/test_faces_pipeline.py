@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jmvae_core import estimators, faces, pipeline, results, runs, standin
+from jmvae_core import faces, pipeline, registry, results, runs, standin
 from jmvae_core.config import IMAGE_VARIANTS, plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def test_every_face_variant_runs_and_reports_both_conventions(standin_smoke):
     for cfg in cfgs:
         folder = results.run_dir("smoke", cfg.run_id, base / "results")
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert set(metrics["estimators"]) == set(estimators.available(cfg.model.variant))
+        assert set(metrics["estimators"]) == set(registry.estimator_names(cfg.model.variant))
         assert metrics["dataset"] == "standin" and "/" not in json.dumps(
             metrics["data_manifest"]["data_folder"]
         )

@@ -8,11 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jmvae_core import estimators, generate, posteriors
+from jmvae_core import estimators, generate, posteriors, registry
 from jmvae_core.config import SUCCESSORS, ConfigError, ModelConfig, make_config
 from jmvae_core.models import build_model
 from jmvae_core.networks import kl_normal
-from jmvae_core.objectives import OBJECTIVES
 from jmvae_core.stacked import stack_models
 from jmvae_core.train import fit
 
@@ -52,7 +51,7 @@ def test_evaluation_gives_every_estimator_and_both_directions(trained, mnist_sma
     variant, model, _ = trained
     x, w = mnist_small.x_test[:60], mnist_small.w_test[:60]
     values = estimators.evaluate(model, x, w, k=6, n_prior=50, progress=False, precision="auto")
-    assert set(values) == set(estimators.available(variant))
+    assert set(values) == set(registry.estimator_names(variant))
     for name, v in values.items():
         s = estimators.summarize(v)
         assert -800 < s["mean"] < 0, (name, s)
@@ -82,7 +81,7 @@ def test_mvae_objective_is_the_sum_of_its_three_elbos():
     model = build_model(ModelConfig(variant="mvae"))
     x, w = _batch()
     eps = torch.randn(8, 3 * D, generator=torch.Generator().manual_seed(3))
-    terms = OBJECTIVES["mvae"](model, x, w, eps, beta=0.5)
+    terms = registry.spec("mvae").objective(model, x, w, eps, beta=0.5)
     e_x, e_w = model.expert_x(x), model.expert_w(w)
     total = 0.0
     for i, (experts, mods) in enumerate([([e_x, e_w], "xw"), ([e_x], "x"), ([e_w], "w")]):
@@ -224,7 +223,7 @@ def test_mopoe_objective_is_the_mean_of_the_subsets_elbos():
     model = build_model(ModelConfig(variant="mopoe"))
     x, w = _batch()
     eps = torch.randn(8, 3 * D, generator=torch.Generator().manual_seed(3))
-    terms = OBJECTIVES["mopoe"](model, x, w, eps, beta=0.5)
+    terms = registry.spec("mopoe").objective(model, x, w, eps, beta=0.5)
     (mu_x, var_x), (mu_w, var_w) = model.q_z_x(x), model.q_z_w(w)
     precision = 1.0 + 1.0 / var_x + 1.0 / var_w  # the full subset: with the prior expert
     subsets = [(mu_x, var_x), (mu_w, var_w), ((mu_x / var_x + mu_w / var_w) / precision,

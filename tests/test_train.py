@@ -1,6 +1,7 @@
 """The trainer: learning, exact resume, divergence errors, warm-up, clipping, the run folder."""
 
 import copy
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -69,14 +70,21 @@ def test_resume_after_interrupt_equals_the_uninterrupted_run(mnist_small, tmp_pa
 
 
 def test_a_non_finite_loss_names_the_epoch_and_term(mnist_small, monkeypatch):
-    real = train_mod.OBJECTIVES["vae"]
+    build = train_mod.build_model
 
-    def poisoned(*args, **kwargs):
-        terms = real(*args, **kwargs)
-        terms["kl_prior"] = terms["kl_prior"] * float("nan")
-        return terms
+    def poisoned_model(cfg):
+        model = build(cfg)
+        real = model.spec.objective
 
-    monkeypatch.setitem(train_mod.OBJECTIVES, "vae", poisoned)
+        def poisoned(*args, **kwargs):
+            terms = real(*args, **kwargs)
+            terms["kl_prior"] = terms["kl_prior"] * float("nan")
+            return terms
+
+        model.spec = dataclasses.replace(model.spec, objective=poisoned)
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", poisoned_model)
     cfg = make_config("smoke", variant="vae", epochs=2, n_train=200)
     with pytest.raises(
         TrainingDiverged, match=r"epoch 1: non-finite loss term\(s\) \['kl_prior'\]"
