@@ -142,10 +142,13 @@ def write_evaluation(
     }
     if cfg.dataset == "mnist":
         arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
-        arrays |= _judged_coherence(cfg, profile, model, metrics, device, root, progress)
+        judged, per_digit = _judged_coherence(cfg, profile, model, device, root, progress)
+        metrics |= judged
+        arrays |= per_digit
         _write_probe(folder, cfg, model, data, device)
     else:
-        arrays = _face_results(cfg, profile, model, data, folder, metrics, root, progress)
+        face_metrics, arrays = _face_results(cfg, profile, model, data, folder, root, progress)
+        metrics |= face_metrics
     # every estimate of every test image, so that two runs can be compared image by image
     per_image = {name: np.asarray(v, dtype=np.float32) for name, v in values.items()}
     results.atomic_write_bytes(folder / results.PER_IMAGE, _npz_bytes(per_image))
@@ -174,34 +177,36 @@ def _accuracy(model, data, seed: int) -> dict:
     return {**acc, "w_to_x_coherence": coherence(model, generator)}
 
 
-def _judged_coherence(cfg, profile, model, metrics, device, root, progress) -> dict:
+def _judged_coherence(cfg, profile, model, device, root, progress) -> tuple[dict, dict]:
     """Label -> image coherence read by the independent digit judge (digit_judge), for every
-    model that generates from a label; its record goes into `metrics`, per-digit rates into the
-    returned arrays."""
+    model that generates from a label: ({"judged_coherence": its record} for the metrics,
+    {"judged_coherence_per_digit": rates} for the arrays), both empty for the others."""
     from . import digit_judge
 
     generator = torch.Generator(device=device).manual_seed(cfg.eval.eval_seed + 3)
     images = label_to_image(model, generator, cfg.eval.n_judged)
     if images is None:
-        return {}
+        return {}, {}
     judge, record = digit_judge.load_or_train(profile, cfg.train.n_train, device, root, progress)
     found = digit_judge.coherence(images, judge)
-    metrics["judged_coherence"] = {
+    judged = {
         **{k: v for k, v in found.items() if k != "per_digit"},
         "judge_accuracy": record["test_accuracy"],
         "judge": digit_judge.judge_dir(profile, cfg.train.n_train, root).name,
     }
-    return {"judged_coherence_per_digit": found["per_digit"].astype(np.float32)}
+    per_digit = found["per_digit"].astype(np.float32)
+    return {"judged_coherence": judged}, {"judged_coherence_per_digit": per_digit}
 
 
-def _face_results(cfg, profile, model, data, folder, metrics, root, progress) -> dict:
+def _face_results(cfg, profile, model, data, folder, root, progress) -> tuple[dict, dict]:
     """Attribute estimation, coherence (stand-in) and figure arrays of a face run (book/celeba.md).
 
-    Writes attributes.csv / coherence.csv into the run folder and their means into `metrics`.
+    Writes attributes.csv / coherence.csv into the run folder; returns (the metrics they add:
+    data, accuracy, coherence; the figure arrays).
     """
     from . import classifier, faces
 
-    metrics["n_train"] = int(data.x_train.shape[0])
+    metrics = {"n_train": int(data.x_train.shape[0])}
     metrics["width"] = cfg.model.width
     # the manifest names the data folder by its full path: keep only its name in results
     manifest = {k: v for k, v in data.manifest.items() if k != "data_dir"}
@@ -223,7 +228,7 @@ def _face_results(cfg, profile, model, data, folder, metrics, root, progress) ->
             "all_match": float(table["all_match"].iloc[0]),
             "judge_accuracy": float(judge_acc["accuracy"].mean()),
         }
-    return faces.face_arrays(model, data)
+    return metrics, faces.face_arrays(model, data)
 
 
 def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None, progress=True):
