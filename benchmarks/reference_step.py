@@ -27,7 +27,7 @@ def clip_gradients(params, tc) -> None:
 def step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
     """train._step of a single-optimizer model, clipping with `clip_gradients` above."""
     with train.autocast(tc, x.device):
-        eps = draw_noise(generator, x, model.cfg.latent_dim * model.spec.noise_samples)
+        eps = draw_noise(generator, x, model.spec.noise_dim(model.cfg.latent_dim))
         alpha = model.cfg.alpha * alpha_scale
         terms = model.spec.objective(model, x, w, eps, beta, alpha)
     optimizers["all"].zero_grad(set_to_none=True)

@@ -39,7 +39,7 @@ from jmvae_core import train  # noqa: E402
 from jmvae_core.config import make_config  # noqa: E402
 from jmvae_core.data import load_mnist  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
-from jmvae_core.objectives import OBJECTIVES, draw_noise  # noqa: E402
+from jmvae_core.objectives import draw_noise  # noqa: E402
 from jmvae_core.results import device_name, write_benchmark  # noqa: E402
 
 PARTS = ("forward", "backward", "clip", "adam")
@@ -79,10 +79,21 @@ def _setup(cfg, seed=1):
     return model, train.make_optimizers(model, cfg.train, torch.device("cpu"))
 
 
+def _batch(data, i: int, gen):
+    """The i-th batch of 100 training images (cycling), binarised from `gen`, and its labels."""
+    b = i % (data.x_train.shape[0] // 100)
+    x = torch.bernoulli(data.x_train[100 * b : 100 * (b + 1)], generator=gen)
+    return x, data.w_train[100 * b : 100 * (b + 1)]
+
+
+def _loss(model, x, w, gen):
+    """The step's objective at full warm-up (beta = 1, the model's alpha)."""
+    eps = draw_noise(gen, x, model.spec.noise_dim(model.cfg.latent_dim))
+    return model.spec.objective(model, x, w, eps, 1.0, model.cfg.alpha)["loss"]
+
+
 def part_times(cfg, data, steps: int, blocks: int = 3) -> dict[str, dict[str, float]]:
-    """ms per step of each part, for "fit" (train's clipping) and "reference" (torch's calls),
-    and, from fit's steps (untimed), the range of the gradient norm before clipping and of the
-    number of gradient tensors whose rescaled norm reaches 0.99 of the bound (those clamped).
+    """ms per step of each part, for "fit" (train's clipping) and "reference" (torch's calls).
 
     Both start from the same weights; blocks of `steps` steps alternate between the two so
     that machine drift reaches both; the mean over the blocks is reported.
@@ -91,24 +102,19 @@ def part_times(cfg, data, steps: int, blocks: int = 3) -> dict[str, dict[str, fl
     states = {kind: _setup(cfg) for kind in clips}
     gen = torch.Generator().manual_seed(1)
     sums = {kind: dict.fromkeys(PARTS, 0.0) for kind in clips}
-    tc, objective = cfg.train, OBJECTIVES[cfg.model.variant]
-    n = data.x_train.shape[0] // 100
     for block in range(blocks + 1):  # block 0 warms up and is not counted
         for kind, clip in clips.items():
             model, opts = states[kind]
             params = opts["all"].param_groups[0]["params"]
             for i in range(steps):
-                b = (block * steps + i) % n
-                x = torch.bernoulli(data.x_train[100 * b : 100 * (b + 1)], generator=gen)
-                w = data.w_train[100 * b : 100 * (b + 1)]
+                x, w = _batch(data, block * steps + i, gen)
                 t0 = time.perf_counter()
-                eps = draw_noise(gen, x, cfg.model.latent_dim)
-                loss = objective(model, x, w, eps, 1.0, cfg.model.alpha)["loss"]
+                loss = _loss(model, x, w, gen)
                 t1 = time.perf_counter()
                 opts["all"].zero_grad(set_to_none=True)
                 loss.backward()
                 t2 = time.perf_counter()
-                clip(params, tc)
+                clip(params, cfg.train)
                 t3 = time.perf_counter()
                 opts["all"].step()
                 t4 = time.perf_counter()
@@ -130,13 +136,8 @@ def clipping_needed(cfg, data, steps: int) -> dict:
     params, tc = opts["all"].param_groups[0]["params"], cfg.train
     norms_seen, counts = [], []
     for i in range(steps):
-        b = i % (data.x_train.shape[0] // 100)
-        x = torch.bernoulli(data.x_train[100 * b : 100 * (b + 1)], generator=gen)
-        w = data.w_train[100 * b : 100 * (b + 1)]
-        eps = draw_noise(gen, x, cfg.model.latent_dim)
-        loss = OBJECTIVES[cfg.model.variant](model, x, w, eps, 1.0, cfg.model.alpha)["loss"]
         opts["all"].zero_grad(set_to_none=True)
-        loss.backward()
+        _loss(model, *_batch(data, i, gen), gen).backward()
         norms = torch.stack([p.grad.norm() for p in params])
         total = float(norms.norm())
         coef = min(1.0, tc.clip_norm / (total + 1e-6))
@@ -162,10 +163,7 @@ def matmul_ms(cfg, data, steps: int = 30) -> float:
 
     def run(n):
         for i in range(n):
-            b = i % (data.x_train.shape[0] // 100)
-            x = torch.bernoulli(data.x_train[100 * b : 100 * (b + 1)], generator=gen)
-            train._step(model, opts, x, data.w_train[100 * b : 100 * (b + 1)], gen, 1.0, 1.0,
-                        cfg.train)  # fmt: skip
+            train._step(model, opts, *_batch(data, i, gen), gen, 1.0, 1.0, cfg.train)
 
     run(10)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

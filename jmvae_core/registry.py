@@ -58,6 +58,10 @@ class ModelSpec:
     family: str = "mnist"
     adversarial: bool = False
 
+    def noise_dim(self, latent_dim: int) -> int:
+        """Width of the standard-normal noise one training step draws per example."""
+        return latent_dim * self.noise_samples
+
 
 _SPECS: dict[str, ModelSpec] = {}
 _loaded = False
@@ -115,8 +119,3 @@ def estimator_names(variant: str) -> tuple[str, ...]:
 def label(variant: str) -> str:
     """The display label of a variant (tables, figures)."""
     return spec(variant).label
-
-
-def noise_dim(cfg) -> int:
-    """Width of the standard-normal noise one training step draws per example (ModelConfig)."""
-    return cfg.latent_dim * spec(cfg.variant).noise_samples

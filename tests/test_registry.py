@@ -68,9 +68,9 @@ def test_an_unknown_or_undeclared_model_is_a_clear_error():
 def test_noise_width_follows_the_declared_draws():
     for v in registry.names():
         cfg = config.make_config("smoke", variant=v).model
-        assert registry.noise_dim(cfg) == 64 * registry.spec(v).noise_samples
+        assert registry.spec(v).noise_dim(cfg.latent_dim) == 64 * registry.spec(v).noise_samples
     face = config.make_config("smoke", variant="jmvae_kl_face", dataset="standin").model
-    assert registry.noise_dim(face) == face.latent_dim
+    assert registry.spec(face.variant).noise_dim(face.latent_dim) == face.latent_dim
 
 
 def test_the_two_families_are_explicit_and_share_no_name():
