@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from jmvae_core.batched import fit_batched
 from jmvae_core.config import ALPHAS, make_config
-from jmvae_core.data import load_mnist
-from jmvae_core.results import device_name
-from jmvae_core.train import fit, pick_device
+from jmvae_core.data.mnist import load_mnist
+from jmvae_core.store import device_name
+from jmvae_core.training.batched import fit_batched
+from jmvae_core.training.fit import fit, pick_device
 
 
 def run_configs(variant: str, runs: int, n_train: int | None):

@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jmvae_core import estimators  # noqa: E402
-from jmvae_core.config import make_config  # noqa: E402
-from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.results import device_name  # noqa: E402
-from jmvae_core.train import fit  # noqa: E402
+from jmvae_core.config import make_config
+from jmvae_core.data.mnist import load_mnist
+from jmvae_core.measure import estimators
+from jmvae_core.store import device_name
+from jmvae_core.training.fit import fit
 
 
 def _command() -> str:

@@ -8,10 +8,10 @@ The PyPI packages `multivae` and `pixyz` are benchmark-only: this script install
 own clean virtual environment (`--venv`, created when missing; torch pinned to the study's
 2.14.1 through a constraints file) and runs each library in a subprocess with that
 environment's python executing this same file as a worker (`--worker multivae|pixyz`). The
-driver times, back to back in one invocation: (a) `jmvae_core.train.fit`, (b) the plain loop of
-`benchmarks/reference_loop.py`, (c) MultiVae's JMVAE with its own trainer, (d) a JMVAE written
-with pixyz's distribution/loss/model API and the loop of pixyz's examples. Every model has the
-paper's MNIST architecture (as the authors' code builds it) as closely as its library allows;
+driver times, back to back in one invocation: (a) `jmvae_core.training.fit.fit`, (b) the plain
+loop of `benchmarks/reference_loop.py`, (c) MultiVae's JMVAE with its own trainer, (d) a JMVAE
+written with pixyz's distribution/loss/model API and the loop of pixyz's examples. Every model has
+the paper's MNIST architecture (as the authors' code builds it) as closely as its library allows;
 what could not be matched is listed under "notes" in the output JSON. Epoch 1 includes one-off
 warm-up effects; read epoch 2.
 """
@@ -383,7 +383,7 @@ def run_worker(name: str, data: Path, epochs: int, out: Path) -> None:
 
 def time_ours(data, epochs: int) -> list[float]:
     from jmvae_core.config import make_config
-    from jmvae_core.train import fit
+    from jmvae_core.training.fit import fit
 
     cfg = make_config("quick", variant="jmvae_kl", alpha=ALPHA, epochs=epochs)
     _, history = fit(cfg, data, progress=False)
@@ -436,7 +436,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from jmvae_core.data import load_mnist, mnist_dir, read_idx
+    from jmvae_core.data.mnist import load_mnist, mnist_dir, read_idx
 
     command = "python benchmarks/compare_libraries.py " + " ".join(sys.argv[1:])
     install = ensure_venv(args.venv.resolve())
@@ -450,7 +450,7 @@ def main() -> None:
         scratch = Path(scratch)
         npz = scratch / "mnist_train.npz"
         np.savez(npz, x=data.x_train.numpy().astype(np.float32), y=labels.astype(np.int64))
-        print("timing jmvae_core.train.fit ...", flush=True)
+        print("timing jmvae_core.training.fit.fit ...", flush=True)
         seconds["ours_fit"] = time_ours(data, args.epochs)
         print("timing benchmarks/reference_loop.py ...", flush=True)
         seconds["reference_loop"] = time_reference(data, args.epochs)

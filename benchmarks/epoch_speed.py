@@ -1,4 +1,4 @@
-"""Seconds per epoch: the plain reference loop vs `jmvae_core.train.fit`, back to back.
+"""Seconds per epoch: the plain reference loop vs `jmvae_core.training.fit.fit`, back to back.
 
 Usage: python benchmarks/epoch_speed.py [--epochs 2] [--eval-k 1000] [--out benchmarks/results]
 Writes <out>/<device-slug>.json with one entry per figure (name, value, unit, command).
@@ -19,11 +19,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_loop  # noqa: E402
 
-from jmvae_core import estimators  # noqa: E402
-from jmvae_core.config import make_config  # noqa: E402
-from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.results import device_name  # noqa: E402
-from jmvae_core.train import fit  # noqa: E402
+from jmvae_core.config import make_config
+from jmvae_core.data.mnist import load_mnist
+from jmvae_core.measure import estimators
+from jmvae_core.store import device_name
+from jmvae_core.training.fit import fit
 
 
 def interleaved_epochs(data, epochs):

@@ -27,11 +27,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from jmvae_core import estimators  # noqa: E402
 from jmvae_core.config import VARIANTS, make_config  # noqa: E402
-from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.results import device_name, write_benchmark  # noqa: E402
-from jmvae_core.train import fit  # noqa: E402
+from jmvae_core.data.mnist import load_mnist  # noqa: E402
+from jmvae_core.measure import estimators  # noqa: E402
+from jmvae_core.store import device_name, write_benchmark  # noqa: E402
+from jmvae_core.training.fit import fit  # noqa: E402
 
 LIMIT = 0.1  # nats: the largest mean shift under which bfloat16 may serve an estimator
 

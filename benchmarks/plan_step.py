@@ -36,11 +36,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from speed import matmul_peak  # noqa: E402
 
-from jmvae_core.batched import Group, split_groups  # noqa: E402
-from jmvae_core.batched_step import EpochInputs, make_step, matmul_precision  # noqa: E402
 from jmvae_core.config import plan  # noqa: E402
-from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.results import device_name, write_benchmark  # noqa: E402
+from jmvae_core.data.mnist import load_mnist  # noqa: E402
+from jmvae_core.store import device_name, write_benchmark  # noqa: E402
+from jmvae_core.training.batched import Group, split_groups  # noqa: E402
+from jmvae_core.training.batched_step import EpochInputs, make_step, matmul_precision  # noqa: E402
 
 # dispatched operations that launch no kernel: views, metadata, allocation
 NO_KERNEL = {"detach", "empty", "empty_like", "empty_strided", "lift_fresh", "alias",

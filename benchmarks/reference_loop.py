@@ -1,6 +1,6 @@
 """A plain PyTorch training loop of the authors' MNIST JMVAE-kl, written the ordinary way.
 
-It is the yardstick for `jmvae_core.train.fit` (issue: "no slower than a plain loop"): the same
+It is the yardstick for `jmvae_core.training.fit.fit` ("no slower than a plain loop"): the same
 architecture, batch 100, Adam(eps=1e-4), clipping, per-epoch re-binarisation and in-memory
 data, but no project code. Run through `benchmarks/epoch_speed.py`.
 """

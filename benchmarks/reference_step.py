@@ -1,4 +1,4 @@
-"""The training step of `jmvae_core.train` as it was before its clipping skipped no-op passes.
+"""The training step of `jmvae_core.training.fit` before its clipping skipped no-op passes.
 
 Kept as the reference of `benchmarks/step_speed.py` and of the bitwise test in
 tests/test_train.py: the same objective and Adam, with the clipping done by the two torch
@@ -12,8 +12,8 @@ import contextlib
 
 import torch
 
-from jmvae_core import train
-from jmvae_core.objectives import draw_noise
+from jmvae_core.nn.networks import draw_noise
+from jmvae_core.training import fit
 
 
 def clip_gradients(params, tc) -> None:
@@ -25,8 +25,8 @@ def clip_gradients(params, tc) -> None:
 
 
 def step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
-    """train._step of a single-optimizer model, clipping with `clip_gradients` above."""
-    with train.autocast(tc, x.device):
+    """fit._step of a single-optimizer model, clipping with `clip_gradients` above."""
+    with fit.autocast(tc, x.device):
         eps = draw_noise(generator, x, model.spec.noise_dim(model.cfg.latent_dim))
         alpha = model.cfg.alpha * alpha_scale
         terms = model.spec.objective(model, x, w, eps, beta, alpha)
@@ -39,10 +39,10 @@ def step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
 
 @contextlib.contextmanager
 def in_fit():
-    """Inside the block, `train.fit` (and `train._run_epoch`) take the reference step."""
-    kept = train._step
-    train._step = step
+    """Inside the block, `fit.fit` (and `fit._run_epoch`) take the reference step."""
+    kept = fit._step
+    fit._step = step
     try:
         yield
     finally:
-        train._step = kept
+        fit._step = kept

@@ -39,12 +39,13 @@ sys.path.insert(0, str(HERE.parent))
 import compare_libraries  # noqa: E402
 import reference_loop  # noqa: E402
 
-from jmvae_core import estimators, train  # noqa: E402
-from jmvae_core.batched import fit_batched  # noqa: E402
 from jmvae_core.config import ALPHAS, make_config  # noqa: E402
-from jmvae_core.data import load_mnist, mnist_dir, read_idx  # noqa: E402
+from jmvae_core.data.mnist import load_mnist, mnist_dir, read_idx  # noqa: E402
+from jmvae_core.measure import estimators  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
-from jmvae_core.results import device_name, write_benchmark  # noqa: E402
+from jmvae_core.store import device_name, write_benchmark  # noqa: E402
+from jmvae_core.training import fit  # noqa: E402
+from jmvae_core.training.batched import fit_batched  # noqa: E402
 
 ALPHA = 0.1
 PEAK_SHAPES = [(2048, 2048, 2048), (100, 512, 512), (100, 794, 512), (4096, 512, 784)]
@@ -117,7 +118,7 @@ class _Trainer:
         self.cfg = make_config("quick", variant="jmvae_kl", alpha=ALPHA, precision=precision)
         torch.manual_seed(self.cfg.train.seed)  # as fit()
         self.model = build_model(self.cfg.model).to(device)
-        self.opts = train.make_optimizers(self.model, self.cfg.train, device)
+        self.opts = fit.make_optimizers(self.model, self.cfg.train, device)
         self.gen = torch.Generator(device=device).manual_seed(self.cfg.train.seed)
 
     def epoch_seconds(self) -> float:
@@ -129,7 +130,7 @@ class _Trainer:
         if self.kind == "reference_loop":
             reference_loop.train_epoch(self.model, self.opt, self.data.x_train, self.data.w_train)
         else:  # exactly one epoch of fit(), without its checkpoint and progress bar
-            train._run_epoch(self.model, self.opts, self.data, self.cfg, self.epoch, self.gen)
+            fit._run_epoch(self.model, self.opts, self.data, self.cfg, self.epoch, self.gen)
         _sync(self.device)
         self.epoch += 1
         return time.perf_counter() - start
@@ -240,7 +241,7 @@ def main():
     parser.add_argument("--venv", type=Path, default=HERE / ".venv-libs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    device = train.pick_device(args.device)
+    device = fit.pick_device(args.device)
     native_bf16 = (
         estimators.resolve_precision("auto", build_model(_cfgs(1, None)[0].model), device) == "bf16"
     )

@@ -6,7 +6,7 @@ Usage: python benchmarks/step_speed.py [--threads 1,2] [--epochs 3] [--steps 200
 For JMVAE-kl (alpha = 0.1, the authors' architecture, batch 100, fp32, CPU), at each thread
 count, in one process:
 - parts: milliseconds per step of the forward pass (noise and objective), the backward pass,
-  the clipping and Adam, for `jmvae_core.train._step` and for benchmarks/reference_step.py
+  the clipping and Adam, for `jmvae_core.training.fit._step` and for benchmarks/reference_step.py
   (torch's two clipping calls), in alternating blocks of --steps steps from the same state;
 - epochs: `fit` and `fit` with the reference step, epoch by epoch in turn (fit's own epoch
   hook runs the reference epoch), on --n-train images from the same seed; the two models'
@@ -35,12 +35,12 @@ sys.path.insert(0, str(HERE.parent))
 import reference_step  # noqa: E402
 from speed import matmul_peak  # noqa: E402
 
-from jmvae_core import train  # noqa: E402
 from jmvae_core.config import make_config  # noqa: E402
-from jmvae_core.data import load_mnist  # noqa: E402
+from jmvae_core.data.mnist import load_mnist  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
-from jmvae_core.objectives import draw_noise  # noqa: E402
-from jmvae_core.results import device_name, write_benchmark  # noqa: E402
+from jmvae_core.nn.networks import draw_noise  # noqa: E402
+from jmvae_core.store import device_name, write_benchmark  # noqa: E402
+from jmvae_core.training import fit  # noqa: E402
 
 PARTS = ("forward", "backward", "clip", "adam")
 
@@ -76,7 +76,7 @@ def step_gflop(model: nn.Module) -> float:
 def _setup(cfg, seed=1):
     torch.manual_seed(seed)
     model = build_model(cfg.model)
-    return model, train.make_optimizers(model, cfg.train, torch.device("cpu"))
+    return model, fit.make_optimizers(model, cfg.train, torch.device("cpu"))
 
 
 def _batch(data, i: int, gen):
@@ -98,7 +98,7 @@ def part_times(cfg, data, steps: int, blocks: int = 3) -> dict[str, dict[str, fl
     Both start from the same weights; blocks of `steps` steps alternate between the two so
     that machine drift reaches both; the mean over the blocks is reported.
     """
-    clips = {"fit": train.clip_gradients, "reference": reference_step.clip_gradients}
+    clips = {"fit": fit.clip_gradients, "reference": reference_step.clip_gradients}
     states = {kind: _setup(cfg) for kind in clips}
     gen = torch.Generator().manual_seed(1)
     sums = {kind: dict.fromkeys(PARTS, 0.0) for kind in clips}
@@ -130,7 +130,7 @@ def part_times(cfg, data, steps: int, blocks: int = 3) -> dict[str, dict[str, fl
 def clipping_needed(cfg, data, steps: int) -> dict:
     """Over `steps` of fit's steps from the initial weights: the range of the gradient norm
     before clipping, and of the number of gradient tensors whose rescaled norm reaches 0.99
-    of the element bound (the only ones train.clip_gradients clamps)."""
+    of the element bound (the only ones fit.clip_gradients clamps)."""
     model, opts = _setup(cfg)
     gen = torch.Generator().manual_seed(1)
     params, tc = opts["all"].param_groups[0]["params"], cfg.train
@@ -143,7 +143,7 @@ def clipping_needed(cfg, data, steps: int) -> dict:
         coef = min(1.0, tc.clip_norm / (total + 1e-6))
         norms_seen.append(total)
         counts.append(int((norms * coef >= 0.99 * tc.clip_value).sum()))
-        train.clip_gradients(params, tc)
+        fit.clip_gradients(params, tc)
         opts["all"].step()
     return {
         "steps": steps,
@@ -157,13 +157,13 @@ MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
 def matmul_ms(cfg, data, steps: int = 30) -> float:
-    """ms per step inside matmul operations (the profiler's self time) of train._step."""
+    """ms per step inside matmul operations (the profiler's self time) of fit._step."""
     model, opts = _setup(cfg)
     gen = torch.Generator().manual_seed(1)
 
     def run(n):
         for i in range(n):
-            train._step(model, opts, *_batch(data, i, gen), gen, 1.0, 1.0, cfg.train)
+            fit._step(model, opts, *_batch(data, i, gen), gen, 1.0, 1.0, cfg.train)
 
     run(10)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -182,10 +182,10 @@ def epoch_times(cfg, data) -> tuple[list[float], list[float], bool]:
     def reference_epoch(row):
         start = time.perf_counter()
         with reference_step.in_fit():
-            train._run_epoch(ref_model, ref_opts, data, cfg, row["epoch"] - 1, ref_gen)
+            fit._run_epoch(ref_model, ref_opts, data, cfg, row["epoch"] - 1, ref_gen)
         ref_times.append(round(time.perf_counter() - start, 3))
 
-    model, history = train.fit(cfg, data, progress=False, on_epoch_end=reference_epoch)
+    model, history = fit.fit(cfg, data, progress=False, on_epoch_end=reference_epoch)
     equal = all(
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), ref_model.state_dict().values(), strict=True)

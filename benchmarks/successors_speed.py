@@ -23,21 +23,21 @@ from pathlib import Path
 
 import torch
 
-from jmvae_core import registry, results
+from jmvae_core import models, store
 from jmvae_core.config import SUCCESSORS, make_config
-from jmvae_core.data import load_mnist
+from jmvae_core.data.mnist import load_mnist
 from jmvae_core.models import build_model
-from jmvae_core.objectives import draw_noise
-from jmvae_core.train import clip_gradients, make_optimizers
+from jmvae_core.nn.networks import draw_noise
+from jmvae_core.training.fit import clip_gradients, make_optimizers
 
 REFERENCE = "jmvae_kl"
 
 
 def _candidates(mmvae_ks: list[int]) -> dict[str, tuple[str, object, int]]:
     """name -> (variant, objective, noise draws per example)."""
-    out = {REFERENCE: (REFERENCE, registry.spec(REFERENCE).objective, 1)}
+    out = {REFERENCE: (REFERENCE, models.spec(REFERENCE).objective, 1)}
     for variant in SUCCESSORS:
-        spec = registry.spec(variant)
+        spec = models.spec(variant)
         if variant == "mmvae":
             for k in mmvae_ks:
                 objective = functools.partial(spec.objective, k=k)
@@ -101,9 +101,9 @@ def main():
     ratio = lambda t: {n: statistics.median(v) / statistics.median(t[REFERENCE])  # noqa: E731
                        for n, v in t.items()}  # fmt: skip
     report = {
-        "device": results.device_name(torch.device("cpu")),
+        "device": store.device_name(torch.device("cpu")),
         "torch": torch.__version__,
-        "git_commit": results.git_commit(),
+        "git_commit": store.git_commit(),
         "command": "python benchmarks/successors_speed.py " + " ".join(sys.argv[1:]),
         "threads": torch.get_num_threads(),
         "steps_per_round": args.steps,
@@ -118,7 +118,7 @@ def main():
     for name in trainers:
         print(f"{name:16s} {report['ratio_wall'][name]:6.2f} {report['ratio_cpu'][name]:6.2f}")
     if args.out is not None:
-        print(results.write_benchmark(report, args.out, "successors-speed"))
+        print(store.write_benchmark(report, args.out, "successors-speed"))
 
 
 if __name__ == "__main__":

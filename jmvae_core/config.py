@@ -9,15 +9,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .environment import celeba_dir
+from jmvae_core.environment import celeba_dir
 
 VARIANTS = ("vae", "cvae", "cmma", "jmvae_zero", "jmvae_kl")
-# the models that followed JMVAE, each one file jmvae_core/variants/<name>.py (registry.py);
+# the models that followed JMVAE, each one file jmvae_core/models/<name>.py (models/__init__.py);
 # they join no profile's plan() but only successors_plan()
 SUCCESSORS: tuple[str, ...] = ("mvae", "mmvae", "mopoe")
 SUCCESSOR_PROFILES = ("quick", "paper")  # the smoke profile checks the paper's pipeline only
 MNIST_VARIANTS = (*VARIANTS, *SUCCESSORS)
-# the face-image variants of book/celeba.md (jmvae_core/variants/faces.py): convolutional nets,
+# the face-image variants of book/celeba.md (jmvae_core/models/faces.py): convolutional nets,
 # the GAN forms and JMVAE-kl without the GAN term; no name is shared with an MNIST model
 IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl_face")
 ALL_VARIANTS = (*MNIST_VARIANTS, *IMAGE_VARIANTS)

@@ -29,7 +29,7 @@ one call:
  7. OUT_DIR/paper_results.tar.gz (every DONE run's small files and the digit judge's record:
     `tar -xzf ... -C results/`),
     OUT_DIR/timing.json (one entry per call: device, each stage's seconds and report).
-Run folders: OUT_DIR/results/paper/runs/<run_id>/ in runs.py's layout (config.json,
+Run folders: OUT_DIR/results/paper/runs/<run_id>/ in study/runs.py's layout (config.json,
 history.csv, TRAINED, checkpoint.pt with the final weights, metrics.json, arrays.npz,
 per_image.npz, probe.json, DONE).
 Nothing needs to survive between calls: a call that finishes writes everything; a second
@@ -106,13 +106,15 @@ _tqdm_stand_in()
 import estimator_precision  # noqa: E402
 import plan_step  # noqa: E402
 
-from jmvae_core import estimators, results, runs  # noqa: E402
-from jmvae_core.batched import fit_batched  # noqa: E402
-from jmvae_core.batched_step import GRAPH_MODES, differences  # noqa: E402
+from jmvae_core import store  # noqa: E402
 from jmvae_core.config import make_config, plan  # noqa: E402
-from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
+from jmvae_core.data.mnist import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
+from jmvae_core.measure import estimators  # noqa: E402
 from jmvae_core.models import build_model  # noqa: E402
-from jmvae_core.train import CHECKPOINT  # noqa: E402
+from jmvae_core.study import runs  # noqa: E402
+from jmvae_core.training.batched import fit_batched  # noqa: E402
+from jmvae_core.training.batched_step import GRAPH_MODES, differences  # noqa: E402
+from jmvae_core.training.fit import CHECKPOINT  # noqa: E402
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -254,13 +256,13 @@ def compare_matmul(data, device, mode: str, args) -> dict:
 
 def write_trained(folder: Path, cfg, model, history, device, extra: dict) -> None:
     """config.json, history.csv, checkpoint.pt (final weights) and TRAINED, as runs.train_run."""
-    results.write_json(folder / "config.json", {"profile": PROFILE, **cfg.to_dict()})
+    store.write_json(folder / "config.json", {"profile": PROFILE, **cfg.to_dict()})
     columns = list(dict.fromkeys(k for row in history for k in row))
     lines = [",".join(columns)]
     lines += [",".join(_csv(row.get(c, "")) for c in columns) for row in history]
-    results.write_text(folder / "history.csv", "\n".join(lines) + "\n")
-    results.save_torch(folder / CHECKPOINT, {"model": model.state_dict(), "history": history})
-    results.write_json(folder / "TRAINED", {**results.provenance(device), **extra})
+    store.write_text(folder / "history.csv", "\n".join(lines) + "\n")
+    store.save_torch(folder / CHECKPOINT, {"model": model.state_dict(), "history": history})
+    store.write_json(folder / "TRAINED", {**store.provenance(device), **extra})
 
 
 def _csv(value) -> str:
@@ -269,7 +271,7 @@ def _csv(value) -> str:
 
 def read_trained(folder: Path, cfg, device):
     """(model, history) of a run whose TRAINED folder was written by write_trained."""
-    state = results.load_torch(folder / CHECKPOINT, device)
+    state = store.load_torch(folder / CHECKPOINT, device)
     model = build_model(cfg.model).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), state["history"]
@@ -316,7 +318,7 @@ def train(cfgs, data, device, mode, matmul, args, budget, report) -> list | None
     if len(histories[0]) < n_epochs:
         return None
     for cfg, model, history in zip(cfgs, models, histories, strict=True):
-        folder = results.run_dir(PROFILE, cfg.run_id, args.out / "results")
+        folder = store.run_dir(PROFILE, cfg.run_id, args.out / "results")
         write_trained(folder, cfg, model, history, device, _extra(args, history, matmul))
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # the run folders hold the final weights now
@@ -356,13 +358,13 @@ def evaluate(cfgs, folders, trained, data, device, precision, args, budget, repo
     """Stage 5: write_evaluation for each run not DONE; False if the budget stopped it."""
     start, per_run = time.perf_counter(), args.eval_estimate
     for cfg, folder, (model, history) in zip(cfgs, folders, trained, strict=True):
-        if results.is_done(folder):
+        if store.is_done(folder):
             continue
         if not budget.allows(per_run):
             report["stopped"] = f"time budget: evaluation stopped before {cfg.run_id}"
             return False
         t = time.perf_counter()
-        matmul = results.read_json(folder / "TRAINED").get("training_matmul", "fp32")
+        matmul = store.read_json(folder / "TRAINED").get("training_matmul", "fp32")
         runs.write_evaluation(
             folder, cfg, PROFILE, model, data, history, device, root=args.out / "results",
             progress=False, extra=_extra(args, history, matmul), precision=precision,
@@ -377,8 +379,8 @@ def write_archive(out: Path) -> int:
     """OUT/paper_results.tar.gz: the small files of every DONE run and the record of the digit
     judge that read their coherence; returns the run count."""
     base = out / "results"
-    done = sorted(f for f in (base / PROFILE / "runs").glob("*/") if results.is_done(f))
-    judges = sorted(f for f in (base / PROFILE).glob("digit-judge-*/") if results.is_done(f))
+    done = sorted(f for f in (base / PROFILE / "runs").glob("*/") if store.is_done(f))
+    judges = sorted(f for f in (base / PROFILE).glob("digit-judge-*/") if store.is_done(f))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for folder in done:
@@ -387,7 +389,7 @@ def write_archive(out: Path) -> int:
         for folder in judges:
             for name in JUDGE_FILES:
                 tar.add(folder / name, arcname=str((folder / name).relative_to(base)))
-    results.atomic_write_bytes(out / "paper_results.tar.gz", buffer.getvalue())
+    store.atomic_write_bytes(out / "paper_results.tar.gz", buffer.getvalue())
     return len(done)
 
 
@@ -400,8 +402,8 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
     cfgs = select(plan(PROFILE, **{k: v for k, v in overrides.items() if v is not None}),
                   args.groups)  # fmt: skip
     data = load_data(args, device)
-    folders = [results.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
-    states = [results.check_run(f) for f in folders]  # damaged markers are removed, named
+    folders = [store.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
+    states = [store.check_run(f) for f in folders]  # damaged markers are removed, named
     todo = [i for i, state in enumerate(states) if state != "done"]
     entry["runs"], entry["cached"] = len(cfgs), len(cfgs) - len(todo)
     if not todo:
@@ -469,16 +471,16 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but torch sees no CUDA device (use --device cpu)")
-    entry = {"device": results.device_name(device), "torch": torch.__version__,
+    entry = {"device": store.device_name(device), "torch": torch.__version__,
              "argv": list(argv if argv is not None else sys.argv[1:])}  # fmt: skip
     folders = run(args, entry, budget)
-    entry["complete"] = all(results.is_done(f) for f in folders)
+    entry["complete"] = all(store.is_done(f) for f in folders)
     entry["runs_done"] = write_archive(args.out)
     entry["seconds"] = round(time.perf_counter() - start, 2)
     timing_path = args.out / "timing.json"
-    timing = results.read_json(timing_path) if timing_path.exists() else {"calls": []}
+    timing = store.read_json(timing_path) if timing_path.exists() else {"calls": []}
     timing["calls"].append(entry)
-    results.write_json(timing_path, timing)
+    store.write_json(timing_path, timing)
     state = "complete" if entry["complete"] else "not complete: see 'stopped' in timing.json"
     print(f"{entry['runs_done']} runs done in {args.out}; {state}", flush=True)
     if args.export is not None:

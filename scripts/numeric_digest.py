@@ -25,10 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jmvae_core import estimators, faces, generate, registry  # noqa: E402
-from jmvae_core.config import DATASETS, PROFILES, make_config, plan  # noqa: E402
-from jmvae_core.data import load_mnist  # noqa: E402
-from jmvae_core.train import fit  # noqa: E402
+from jmvae_core import models
+from jmvae_core.config import DATASETS, PROFILES, make_config, plan
+from jmvae_core.data import faces as face_data
+from jmvae_core.data.mnist import load_mnist
+from jmvae_core.measure import estimators, faces, generate
+from jmvae_core.training.fit import fit
 
 
 def digest(value) -> str:
@@ -66,7 +68,7 @@ def losses(history: list[dict]) -> list[dict]:
 def mnist_items() -> dict[str, str]:
     data = load_mnist(n_train=300, n_test=40)
     out = {}
-    for variant in registry.names("mnist"):
+    for variant in models.names("mnist"):
         cfg = make_config("smoke", variant=variant, epochs=1, n_train=300)
         model, history = fit(cfg, data, progress=False)
         out[f"{variant}/weights"] = digest(model.state_dict())
@@ -90,9 +92,9 @@ def mnist_items() -> dict[str, str]:
 
 def face_items() -> dict[str, str]:
     out = {}
-    for variant in registry.names("faces"):
+    for variant in models.names("faces"):
         cfg = make_config("smoke", dataset="standin", variant=variant, epochs=1)
-        data = faces.load_faces(cfg, "cpu", progress=False)
+        data = face_data.load_faces(cfg, "cpu", progress=False)
         model, history = fit(cfg, data, progress=False)
         out[f"{variant}/weights"] = digest(model.state_dict())
         out[f"{variant}/losses"] = digest(losses(history))

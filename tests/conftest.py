@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from jmvae_core.data import MNIST_MD5, load_mnist, mnist_dir
+from jmvae_core.data.mnist import MNIST_MD5, load_mnist, mnist_dir
 
 # Under pytest-xdist each worker process takes its share of the cores, and so do the kernels
 # and subprocesses it starts (they inherit OMP_NUM_THREADS): two workers with two intra-op threads

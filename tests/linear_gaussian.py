@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import torch
 from torch.distributions import MultivariateNormal
 
-from jmvae_core import registry
-from jmvae_core.estimators import estimate
-from jmvae_core.networks import Gaussian, log_normal
+from jmvae_core import models
+from jmvae_core.measure.estimators import estimate
+from jmvae_core.nn.networks import Gaussian, log_normal
 
 DT = torch.float64
 
@@ -53,7 +53,7 @@ class LinearGaussian:
     @property
     def spec(self):
         """The declaration of the variant the model stands for (a built model's `spec`)."""
-        return registry.spec(self.cfg.variant)
+        return models.spec(self.cfg.variant)
 
     def perturb(self, mu, var):
         return Gaussian(mu + self.shift, var * self.var_scale)

@@ -1,4 +1,4 @@
-"""fit_batched reproduces train.fit run by run (DESIGN.md, Speed): losses, weights, configs.
+"""fit_batched reproduces training.fit run by run: losses, weights, configs.
 
 What is compared: every loss term of every run's per-epoch history, and every final weight.
 On one CPU thread the batched arithmetic is bitwise that of fit(): each batched matmul is, run
@@ -21,11 +21,11 @@ relative, PARAM_ATOL about one ulp of the largest weights); the long tests use a
 import pytest
 import torch
 
-from jmvae_core import objectives
-from jmvae_core.batched import BatchedModel, fit_batched, stack_models, unstack
 from jmvae_core.config import VARIANTS, ModelConfig, make_config
-from jmvae_core.models import build_model
-from jmvae_core.train import fit
+from jmvae_core.models import build_model, paper
+from jmvae_core.training.batched import fit_batched
+from jmvae_core.training.fit import fit
+from jmvae_core.training.stacked import BatchedModel, stack_models, unstack
 
 LOSS_RTOL = 1e-6  # relative, per run, epoch and loss term (measured: 0)
 PARAM_ATOL = 1e-7  # absolute, final weights, |w| < 1 (measured: 0; 4.7e-10 with stacked Adam)
@@ -187,7 +187,7 @@ def test_stack_unstack_round_trip_and_batched_objective(variant, prior_kl):
     x = torch.bernoulli(torch.full((2, 30, 784), 0.3))
     w = torch.nn.functional.one_hot(torch.randint(0, 10, (2, 30)), 10).float()
     eps = torch.randn(2, 30, 64)
-    objective = objectives.OBJECTIVES[variant]  # the one function both paths call
+    objective = paper.OBJECTIVES[variant]  # the one function both paths call
     terms = objective(batched, x, w, eps, beta=0.5, alpha=batched.alpha)
     for r, model in enumerate(models):
         single = objective(model, x[r], w[r], eps[r], beta=0.5)

@@ -1,4 +1,4 @@
-"""Epoch draws and the pure-tensor step of fit_batched (jmvae_core.batched_step, DESIGN.md Speed).
+"""Epoch draws and the pure-tensor step of fit_batched (jmvae_core.training.batched_step).
 
 What is compared, and the measured differences (2-core CPU, torch 2.14.1, one thread):
 - draws="epoch", R runs together vs each run alone (R = 1) in the same mode, 200 steps:
@@ -23,13 +23,14 @@ import time
 import pytest
 import torch
 
-import jmvae_core.batched as batched
-import jmvae_core.batched_step as batched_step
-from jmvae_core.batched import _adam, clip_gradients_per_run, fit_batched
-from jmvae_core.batched_step import EpochInputs, compiled, train_step
-from jmvae_core.batched_step import differences as _diffs
+import jmvae_core.training.batched as batched
+import jmvae_core.training.batched_step as batched_step
+import jmvae_core.training.stacked as stacked
 from jmvae_core.config import make_config
-from jmvae_core.objectives import OBJECTIVES
+from jmvae_core.models.paper import OBJECTIVES
+from jmvae_core.training.batched import _adam, clip_gradients_per_run, fit_batched
+from jmvae_core.training.batched_step import EpochInputs, compiled, train_step
+from jmvae_core.training.batched_step import differences as _diffs
 
 SMALL = {"hidden": 64, "latent_dim": 16}
 KL_RUNS = [(0.01, 1), (0.1, 2), (1.0, 3)]  # (alpha, seed)
@@ -120,7 +121,7 @@ def test_compiled_step_matches_eager(mnist_small):
 def _lockstep(cfgs, data, other_loss, epochs):
     """Max relative difference (loss terms, gradients) of `other_loss` vs LOSS, both
     evaluated at every state of one eager trajectory of `epochs` epochs."""
-    model = batched.stack_models([_seeded_model(cfg) for cfg in cfgs])
+    model = stacked.stack_models([_seeded_model(cfg) for cfg in cfgs])
     tc = cfgs[0].train
     optimizer, attach = _adam(list(model.parameters()), tc, torch.device("cpu"), per_run=True)
     params = list(model.parameters())
@@ -164,7 +165,7 @@ def test_step_tensors_keep_their_addresses(mnist_small):
     so that a replayed graph sees the refilled draws and the updated weights."""
     cfgs = _cfgs(KL_RUNS[:2], 1)
     tc = cfgs[0].train
-    model = batched.stack_models([_seeded_model(cfg) for cfg in cfgs])
+    model = stacked.stack_models([_seeded_model(cfg) for cfg in cfgs])
     optimizer, attach = _adam(list(model.parameters()), tc, torch.device("cpu"), per_run=False)
     params = list(model.parameters())
     clip = lambda: clip_gradients_per_run(params, tc.clip_norm, tc.clip_value)  # noqa: E731

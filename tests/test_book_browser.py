@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jmvae_core import pipeline
+from jmvae_core.study import pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from jmvae_core import celeba
-from jmvae_core.celeba import (
+from jmvae_core.data import celeba
+from jmvae_core.data.celeba import (
     ATTRIBUTE_FILE,
     IMAGE_DIR,
     PARTITION_FILE,
@@ -28,8 +28,8 @@ from jmvae_core.celeba import (
     select_boxes,
     to_images,
 )
-from jmvae_core.data import DataError
-from jmvae_core.standin import (
+from jmvae_core.data.mnist import DataError
+from jmvae_core.data.standin import (
     ATTRIBUTES,
     TRUTH_FILE,
     nuisance_row,
@@ -327,5 +327,5 @@ def test_no_face_anywhere_suggests_the_center_crop(tmp_path):
 
 
 def test_importing_the_loader_does_not_need_opencv():
-    code = "import sys, jmvae_core.celeba; assert 'cv2' not in sys.modules"
+    code = "import sys, jmvae_core.data.celeba; assert 'cv2' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

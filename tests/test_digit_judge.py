@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from jmvae_core import digit_judge, results
+from jmvae_core.measure import digit_judge
+from jmvae_core.pages import results
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import nbformat
 
-from jmvae_core import environment, execution, results
+from jmvae_core import environment
 from jmvae_core.environment import Environment
+from jmvae_core.study import execution
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jmvae_core"
 
@@ -22,11 +23,12 @@ def test_a_kernel_sees_the_environment_it_is_given_and_this_process_keeps_its_ow
         nbformat.v4.new_code_cell('out = "seen.json"', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
             "import json, os\n"
-            "from jmvae_core import results\n"
+            "from jmvae_core import environment\n"
             "keys = ['JMVAE_RESULTS_DIR', 'JMVAE_DATA_DIR', 'JMVAE_PLAN_OVERRIDES', "
             "'OMP_NUM_THREADS']\n"
             "seen = {k: os.environ.get(k) for k in keys}\n"
-            "seen['root'] = str(results.results_root()); seen['plan'] = results.plan_overrides()\n"
+            "seen['root'] = str(environment.results_root())\n"
+            "seen['plan'] = environment.plan_overrides()\n"
             "json.dump(seen, open(out, 'w'))"
         ),
     ]
@@ -55,7 +57,7 @@ def test_a_study_kernel_never_inherits_a_trials_overrides(monkeypatch, tmp_path)
     # without a CelebA folder of its own, it lies inside the data folder chosen
     monkeypatch.delenv(environment.CELEBA_ENV, raising=False)
     assert Environment.resolve(None, tmp_path).celeba_dir == (tmp_path / "celeba").resolve()
-    assert results.results_root() == environment.results_root()
+    assert environment.results_root() == environment.results_root()
 
 
 def _imports(module: str, path: Path) -> set[str]:
@@ -96,5 +98,9 @@ def test_the_package_has_no_import_cycle():
     for m in sorted(modules):
         if m not in state:
             visit(m)
-    assert {"jmvae_core.runs", "jmvae_core.executors", "jmvae_core.pipeline"} <= set(graph)
-    assert "jmvae_core.pipeline" not in graph["jmvae_core.executors"]
+    assert {
+        "jmvae_core.study.runs",
+        "jmvae_core.study.executors",
+        "jmvae_core.study.pipeline",
+    } <= set(graph)
+    assert "jmvae_core.study.pipeline" not in graph["jmvae_core.study.executors"]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from jmvae_core import estimators, registry
-from jmvae_core.estimators import estimate, log_mean_exp, log_p_w, summarize
+from jmvae_core import models
+from jmvae_core.measure import estimators
+from jmvae_core.measure.estimators import estimate, log_mean_exp, log_p_w, summarize
 
 from .linear_gaussian import LinearGaussian
 
@@ -140,15 +141,15 @@ def test_summarize_reports_mean_and_standard_error():
 
 
 def test_every_variant_has_its_paper_estimators():
-    assert set(registry.estimator_names("jmvae_kl")) == set(TARGET)
-    assert registry.estimator_names("vae") == ("marginal",)
-    assert registry.estimator_names("cvae") == ("conditional",)
-    assert set(registry.estimator_names("cmma")) == {"conditional", "marginal"}
+    assert set(models.estimator_names("jmvae_kl")) == set(TARGET)
+    assert models.estimator_names("vae") == ("marginal",)
+    assert models.estimator_names("cvae") == ("conditional",)
+    assert set(models.estimator_names("cmma")) == {"conditional", "marginal"}
 
 
 def test_grouped_bernoulli_sum_matches_the_softplus_form():
     """networks.bernoulli_log_prob_sum (the estimators' form) = sum x a - softplus(a)."""
-    from jmvae_core.networks import bernoulli_log_prob_sum
+    from jmvae_core.nn.networks import bernoulli_log_prob_sum
 
     g = _gen(3)
     x = (torch.rand(6, 784, generator=g) < 0.3).float()
@@ -194,7 +195,7 @@ def test_bf16_decoders_move_every_estimate_by_far_less_than_a_tenth_of_a_nat(mni
     conditional estimate by 0.051, which the 0.02 bound catches.
     """
     from jmvae_core.config import make_config
-    from jmvae_core.train import fit
+    from jmvae_core.training.fit import fit
 
     cfg = make_config("smoke", variant="cmma", epochs=3)
     model, _ = fit(cfg, mnist_small, progress=False)

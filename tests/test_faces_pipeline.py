@@ -9,8 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jmvae_core import faces, pipeline, registry, results, runs, standin
+from jmvae_core import environment, models, store
 from jmvae_core.config import IMAGE_VARIANTS, plan
+from jmvae_core.data import standin
+from jmvae_core.pages import results
+from jmvae_core.study import pipeline, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def standin_smoke(tmp_path_factory):
     base = tmp_path_factory.mktemp("faces")
     mp = pytest.MonkeyPatch()
-    mp.setenv(results.RESULTS_ENV, str(base / "results"))
+    mp.setenv(environment.RESULTS_ENV, str(base / "results"))
     summary = pipeline.reproduce(
         "smoke", dataset="standin", book_dir=base / "book", build=False, progress=False
     )
@@ -38,9 +41,9 @@ def test_every_face_variant_runs_and_reports_both_conventions(standin_smoke):
     assert sorted(c.model.variant for c in cfgs) == sorted(IMAGE_VARIANTS)
     assert len(summary.ran) == len(cfgs) and not summary.failed
     for cfg in cfgs:
-        folder = results.run_dir("smoke", cfg.run_id, base / "results")
+        folder = store.run_dir("smoke", cfg.run_id, base / "results")
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert set(metrics["estimators"]) == set(registry.estimator_names(cfg.model.variant))
+        assert set(metrics["estimators"]) == set(models.estimator_names(cfg.model.variant))
         assert metrics["dataset"] == "standin" and "/" not in json.dumps(
             metrics["data_manifest"]["data_folder"]
         )
@@ -68,13 +71,13 @@ def test_celeba_reproduce_runs_on_a_fixture_in_the_celeba_layout(
 ):
     """`jmvae reproduce --dataset celeba --data-dir DIR` on files laid out like CelebA: the
     Haar-cascade crop, every run of the plan, the chapter (without coherence) executed."""
-    cmd = [sys.executable, "-m", "jmvae_core.cli", "reproduce", "--profile", "smoke"]
+    cmd = [sys.executable, "-m", "jmvae_core.study.cli", "reproduce", "--profile", "smoke"]
     cmd += ["--dataset", "celeba", "--data-dir", str(celeba_fixture), "--no-build"]
     cmd += ["--results-dir", str(tmp_path / "results"), "--book-dir", str(tmp_path / "book")]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"ran {len(IMAGE_VARIANTS)} run(s)" in done.stdout
-    monkeypatch.setenv(faces.CELEBA_ENV, str(celeba_fixture))  # the plan reads its header
+    monkeypatch.setenv(environment.CELEBA_ENV, str(celeba_fixture))  # the plan reads its header
     done_runs = results.load_runs("smoke", tmp_path / "results", dataset="celeba")
     counts = done_runs[0]["data_manifest"]["counts"]
     assert done_runs[0]["data_manifest"]["options"]["crop"] == "haar"
@@ -86,8 +89,8 @@ def test_celeba_reproduce_runs_on_a_fixture_in_the_celeba_layout(
 def test_celeba_quick_profile_starts_on_the_fixture(celeba_fixture, tmp_path, monkeypatch):
     """The documented quick command's plan on the fixture (width 16, the file's 16 attribute
     columns, Haar crop), and its JMVAE-kl-GAN run trained for one epoch and evaluated."""
-    monkeypatch.setenv(faces.CELEBA_ENV, str(celeba_fixture))
-    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.setenv(environment.CELEBA_ENV, str(celeba_fixture))
+    monkeypatch.setenv(environment.RESULTS_ENV, str(tmp_path / "results"))
     cfgs = plan("quick", "celeba", epochs=1)
     assert {(c.model.width, c.model.w_dim, c.data.crop) for c in cfgs} == {(16, 16, "haar")}
     cfg = next(c for c in cfgs if c.model.variant == "jmvae_kl_gan")
@@ -97,7 +100,7 @@ def test_celeba_quick_profile_starts_on_the_fixture(celeba_fixture, tmp_path, mo
 
 
 def test_celeba_reproduce_names_missing_files(tmp_path):
-    cmd = [sys.executable, "-m", "jmvae_core.cli", "reproduce", "--profile", "smoke"]
+    cmd = [sys.executable, "-m", "jmvae_core.study.cli", "reproduce", "--profile", "smoke"]
     cmd += ["--dataset", "celeba", "--data-dir", str(tmp_path / "nowhere"), "--no-build"]
     cmd += ["--results-dir", str(tmp_path / "results")]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)

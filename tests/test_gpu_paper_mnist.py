@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from jmvae_core import results, runs
+from jmvae_core import store
 from jmvae_core.config import RunConfig, make_config
+from jmvae_core.study import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gpu_paper_mnist.py"
@@ -84,7 +85,7 @@ def test_run_folders_archive_and_a_second_call(script, tmp_path, monkeypatch):
     assert len(folders) == 16
     for folder in folders:
         assert {p.name for p in folder.iterdir()} == SMALL_FILES | {"checkpoint.pt"}
-        metrics = results.read_json(folder / "metrics.json")
+        metrics = store.read_json(folder / "metrics.json")
         assert metrics["training_matmul"] == "fp32" and metrics["batched"]["batch_runs"] == 16
     with tarfile.open(out / "paper_results.tar.gz") as tar:
         names = tar.getnames()
@@ -99,15 +100,15 @@ def test_run_folders_archive_and_a_second_call(script, tmp_path, monkeypatch):
     again = script.main(argv)
     assert again["cached"] == 16 and again["complete"] and "train" not in again
     assert stamps == {p: p.stat().st_mtime_ns for p in _runs_dir(out).rglob("*")}
-    assert len(results.read_json(out / "timing.json")["calls"]) == 2
+    assert len(store.read_json(out / "timing.json")["calls"]) == 2
     # a run trained but not evaluated (a stop during evaluation): only it is evaluated
     folder = next(f for f in folders if f.name.startswith("jmvae_kl-a1-z64-s5"))
-    before = results.read_json(folder / "metrics.json")
+    before = store.read_json(folder / "metrics.json")
     for name in ("metrics.json", "DONE"):
         (folder / name).unlink()
     third = script.main(argv)
     assert third["cached"] == 15 and third["evaluate"]["runs"] == 1 and third["runs_done"] == 16
-    after = results.read_json(folder / "metrics.json")
+    after = store.read_json(folder / "metrics.json")
     assert before["estimators"] == after["estimators"]
     assert "train" not in third  # read back, not retrained
 
@@ -124,19 +125,19 @@ def test_estimator_precision_is_measured_and_recorded(script, tmp_path):
     assert all(row["n"] == 40 and row["max_abs"] >= abs(row["shift"]) for row in shifts.values())
     assert check["decision"] == entry["estimator_precision"]
     (folder,) = _runs_dir(out).iterdir()
-    assert results.read_json(folder / "metrics.json")["estimator_precision"] == check["decision"]
+    assert store.read_json(folder / "metrics.json")["estimator_precision"] == check["decision"]
 
 
 def _same_as_runs_py(folder: Path, tmp_path: Path) -> None:
     """runs.evaluate_run on a copy of the trained run writes the script's metrics and arrays."""
-    copy = results.run_dir("paper", folder.name, tmp_path / "runs_py")
+    copy = store.run_dir("paper", folder.name, tmp_path / "runs_py")
     shutil.copytree(folder, copy)
     for name in ("metrics.json", "arrays.npz", "DONE"):
         (copy / name).unlink()
-    config = results.read_json(folder / "config.json")
+    config = store.read_json(folder / "config.json")
     config.pop("profile")
     metrics = runs.evaluate_run(RunConfig.from_dict(config), "paper", "cpu", copy.parents[2], False)
-    mine = results.read_json(folder / "metrics.json")
+    mine = store.read_json(folder / "metrics.json")
     assert mine.keys() - NOT_COMPARED == metrics.keys() - NOT_COMPARED
     for key in mine.keys() - NOT_COMPARED:
         assert mine[key] == metrics[key], key
@@ -180,7 +181,7 @@ def test_time_budget_stop_says_how_far_and_resumes_exactly(script, tmp_path, mon
     (a,), (b,) = _runs_dir(tmp_path / "straight").iterdir(), _runs_dir(out).iterdir()
     strip = lambda f: [line.rsplit(",", 2)[0] for line in (f / "history.csv").read_text().split()]  # noqa: E731
     assert strip(a) == strip(b)  # every column but time_s and batch_runs
-    estimates = lambda f: results.read_json(f / "metrics.json")["estimators"]  # noqa: E731
+    estimates = lambda f: store.read_json(f / "metrics.json")["estimators"]  # noqa: E731
     assert estimates(a) == estimates(b)
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from jmvae_core import cli, results
+from jmvae_core import store
 from jmvae_core.config import config_from_params
-from jmvae_core.runs import _data
-from jmvae_core.train import CHECKPOINT, epoch_line, fit
+from jmvae_core.study import cli
+from jmvae_core.study.runs import _data
+from jmvae_core.training.fit import CHECKPOINT, epoch_line, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 # the paper profile's schedule (500 epochs, 200-epoch warm-up of the KL and the alpha terms),
@@ -34,7 +35,7 @@ def test_a_run_killed_with_sigkill_resumes_bitwise_in_another_process(tmp_path):
     cfg = config_from_params("paper", variant="jmvae_kl", alpha=0.1, **PAPER_FEW)
     assert (cfg.train.warmup_epochs, cfg.train.warmup_alpha, cfg.eval.k) == (200, True, 5)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "jmvae_core.cli", *_argv(tmp_path / "away")]
+    cmd = [sys.executable, "-m", "jmvae_core.study.cli", *_argv(tmp_path / "away")]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             cwd=ROOT, env=env)  # fmt: skip
     lines = []
@@ -46,9 +47,9 @@ def test_a_run_killed_with_sigkill_resumes_bitwise_in_another_process(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, lines
     assert "checkpoint saved" in lines[-1] and "ETA" in lines[-1]
-    folder = results.run_dir("paper", cfg.run_id, tmp_path / "away")
-    killed_at = len(results.load_torch(folder / CHECKPOINT)["history"])
-    assert 1 <= killed_at < 4 and results.check_run(folder) == "new"
+    folder = store.run_dir("paper", cfg.run_id, tmp_path / "away")
+    killed_at = len(store.load_torch(folder / CHECKPOINT)["history"])
+    assert 1 <= killed_at < 4 and store.check_run(folder) == "new"
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the killed process: the same arithmetic
@@ -70,10 +71,10 @@ def test_a_run_killed_with_sigkill_resumes_bitwise_in_another_process(tmp_path):
 def test_a_finished_run_is_collected_without_its_checkpoint(tmp_path, capsys):
     assert cli.main(_argv(tmp_path / "away")) == 0
     run_id = json.loads(capsys.readouterr().out)["run_id"]
-    away = results.run_dir("paper", run_id, tmp_path / "away")
-    trained = results.read_json(away / results.TRAINED)
+    away = store.run_dir("paper", run_id, tmp_path / "away")
+    trained = store.read_json(away / store.TRAINED)
     assert trained["threads"] == 1 and trained["git_commit"]  # recorded, not in the id
-    unfinished = results.run_dir("paper", "vae-z64-s1-0123456789", tmp_path / "away")
+    unfinished = store.run_dir("paper", "vae-z64-s1-0123456789", tmp_path / "away")
     unfinished.mkdir(parents=True)
     (unfinished / CHECKPOINT).write_bytes(b"weights")
 
@@ -81,12 +82,12 @@ def test_a_finished_run_is_collected_without_its_checkpoint(tmp_path, capsys):
     assert cli.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == {"copied": [run_id], "present": [], "unfinished": [unfinished.name]}
-    here = results.run_dir("paper", run_id, tmp_path / "study")
+    here = store.run_dir("paper", run_id, tmp_path / "study")
     expected = {p.name for p in away.iterdir()} - {CHECKPOINT}
-    assert {p.name for p in here.iterdir()} == expected and results.finished(here)
+    assert {p.name for p in here.iterdir()} == expected and store.finished(here)
     for name in expected:
         assert (here / name).read_bytes() == (away / name).read_bytes(), name
-    assert not results.run_dir("paper", unfinished.name, tmp_path / "study").exists()
+    assert not store.run_dir("paper", unfinished.name, tmp_path / "study").exists()
 
     assert cli.main(argv) == 0  # a second call finds it there and copies nothing
     assert json.loads(capsys.readouterr().out)["present"] == [run_id]

@@ -9,8 +9,8 @@ from torch.distributions import Normal, kl_divergence
 
 from jmvae_core.config import VARIANTS, ModelConfig
 from jmvae_core.models import build_model
-from jmvae_core.networks import BernoulliMLP, kl_normal, log_normal, log_std_normal
-from jmvae_core.objectives import OBJECTIVES, jmvae_kl_loss, jmvae_loss
+from jmvae_core.models.paper import OBJECTIVES, jmvae_kl_loss, jmvae_loss
+from jmvae_core.nn.networks import BernoulliMLP, kl_normal, log_normal, log_std_normal
 
 
 def _batch(b=8, seed=0):

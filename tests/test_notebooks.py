@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jmvae_core.pipeline import FACE_NOTEBOOKS, RESULT_NOTEBOOKS
+from jmvae_core.pages.status import FACE_NOTEBOOKS, RESULT_NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = sorted(set(RESULT_NOTEBOOKS) | set(FACE_NOTEBOOKS))

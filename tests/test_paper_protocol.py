@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jmvae_core import paper_protocol, results, tables, verdicts
+from jmvae_core import store
 from jmvae_core.config import make_config
+from jmvae_core.pages import paper_protocol, results, tables, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "results" / "quick" / "runs"
@@ -19,7 +20,7 @@ def _as_paper_run(root: Path, quick_id: str, variant: str, alpha: float) -> str:
     """A committed quick run's files under the paper profile's run id, marked 500 epochs: the
     pages' reading side, exercised without training for days."""
     cfg = make_config("paper", variant=variant, alpha=alpha)
-    folder = results.run_dir("paper", cfg.run_id, root)
+    folder = store.run_dir("paper", cfg.run_id, root)
     folder.mkdir(parents=True)
     metrics = json.loads((QUICK / quick_id / "metrics.json").read_text())
     metrics |= {"run_id": cfg.run_id, "profile": "paper", "epochs": 500}
@@ -29,7 +30,7 @@ def _as_paper_run(root: Path, quick_id: str, variant: str, alpha: float) -> str:
     (folder / "config.json").write_text(json.dumps({"profile": "paper", **cfg.to_dict()}))
     for name in ("per_image.npz", "history.csv"):
         shutil.copy(QUICK / quick_id / name, folder / name)
-    results.mark_done(folder)
+    store.mark_done(folder)
     return cfg.run_id
 
 

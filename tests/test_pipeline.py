@@ -15,11 +15,13 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from jmvae_core import executors, pipeline, results
+from jmvae_core import environment, store
 from jmvae_core.config import ConfigError, plan, select_runs
-from jmvae_core.data import load_mnist
-from jmvae_core.runs import run_with_notebooks
-from jmvae_core.train import CHECKPOINT, fit
+from jmvae_core.data.mnist import load_mnist
+from jmvae_core.pages import results, status
+from jmvae_core.study import executors, pipeline
+from jmvae_core.study.runs import run_with_notebooks
+from jmvae_core.training.fit import CHECKPOINT, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 # The one smoke reproduction of the suite is a trial, `reproduce --profile smoke --epochs 3`: its
@@ -40,23 +42,23 @@ def smoke(tmp_path_factory, monkeypatch_module):
     its first epoch beforehand; records what the executor handed to each run, the other call's
     output and the committed notebooks before and after."""
     base = tmp_path_factory.mktemp("smoke")
-    monkeypatch_module.setenv(results.RESULTS_ENV, str(base / "results"))
+    monkeypatch_module.setenv(environment.RESULTS_ENV, str(base / "results"))
     trial = base / "results" / "trials" / "mnist-epochs3"  # reproduce's layout, checked below
     cfg = trial_plan()[5]  # JMVAE-kl, alpha 0.1
 
     def interrupt(row):
         raise KeyboardInterrupt
 
-    folder = results.run_dir("smoke", cfg.run_id, trial / "results")
+    folder = store.run_dir("smoke", cfg.run_id, trial / "results")
     data = load_mnist(n_train=cfg.train.n_train, n_test=cfg.eval.n_test)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, data, folder, device="cpu", progress=False, on_epoch_end=interrupt)
-    assert (folder / CHECKPOINT).exists() and not results.is_done(folder)
+    assert (folder / CHECKPOINT).exists() and not store.is_done(folder)
 
     committed = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop(results.PLAN_ENV, None)
-    cmd = [sys.executable, "-m", "jmvae_core.cli", "reproduce", "--profile", "smoke"]
+    env.pop(environment.PLAN_ENV, None)
+    cmd = [sys.executable, "-m", "jmvae_core.study.cli", "reproduce", "--profile", "smoke"]
     cmd += ["--epochs", str(TRIAL["epochs"]), "--device", "cpu", "--jobs", "1", "--no-build"]
     other = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -92,11 +94,11 @@ def test_every_run_is_done_and_every_page_built(smoke):
     summary = smoke.summary
     assert not summary.failed
     for cfg in trial_plan():
-        folder = results.run_dir("smoke", cfg.run_id, smoke.runs)
-        assert results.check_run(folder) == "done" and not (folder / results.LOCK).exists()
+        folder = store.run_dir("smoke", cfg.run_id, smoke.runs)
+        assert store.check_run(folder) == "done" and not (folder / store.LOCK).exists()
     assert summary.book == smoke.trial / "book"
     html = summary.book / "_build" / "html"
-    for name in pipeline.RESULT_NOTEBOOKS:
+    for name in status.RESULT_NOTEBOOKS:
         page = (html / "notebooks" / f"{name}.html").read_text()
         assert "Traceback" not in page, name
     assert "smoke profile" in (html / "notebooks" / "table1.html").read_text()
@@ -110,10 +112,10 @@ def test_a_trial_reaches_every_run_and_page_through_a_passed_environment(smoke):
     assert len(smoke.seen) == len(trial_plan()) and all(kept for kept, _ in smoke.seen)
     env = smoke.seen[0][1]
     assert env.overrides == TRIAL
-    assert env.kernel_variables()[results.PLAN_ENV] == '{"epochs": 3}'
+    assert env.kernel_variables()[environment.PLAN_ENV] == '{"epochs": 3}'
     assert env.results_dir == smoke.runs
     assert smoke.summary.notebooks == smoke.trial / "book" / "notebooks"
-    for name in pipeline.RESULT_NOTEBOOKS:
+    for name in status.RESULT_NOTEBOOKS:
         nb = nbformat.read(smoke.summary.notebooks / f"{name}.ipynb", as_version=4)
         assert not nb.metadata["papermill"].get("exception"), name
         assert nb.metadata["papermill"]["parameters"]["profile"] == "smoke", name
@@ -138,7 +140,7 @@ def test_every_run_stores_its_per_image_estimates_and_judged_coherence(smoke):
 
 
 def test_the_interrupted_run_resumed_from_its_checkpoint(smoke):
-    folder = results.run_dir("smoke", smoke.interrupted.run_id, smoke.runs)
+    folder = store.run_dir("smoke", smoke.interrupted.run_id, smoke.runs)
     nb = nbformat.read(folder / "train.ipynb", as_version=4)
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
     assert "resuming from the checkpoint after epoch 1" in text
@@ -155,7 +157,7 @@ def test_smoke_training_notebooks_pass_nbval_lax(smoke):
     notebooks = sorted((smoke.runs / "smoke" / "runs").glob("vae-z64*/*.ipynb"))
     assert len(notebooks) == 2
     cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--nbval-lax"]
-    env = {**os.environ, results.RESULTS_ENV: str(smoke.runs)}  # the trial's results folder
+    env = {**os.environ, environment.RESULTS_ENV: str(smoke.runs)}  # the trial's results folder
     done = subprocess.run(
         [*cmd, *map(str, notebooks)], capture_output=True, text=True, cwd=ROOT, env=env
     )
@@ -193,9 +195,9 @@ def test_dask_executor_gives_the_local_results(smoke, tmp_path, monkeypatch):
     assert "result notebooks and book not made" in str(summary)
     for cfg in chosen:
         ours = json.loads(
-            (results.run_dir("smoke", cfg.run_id, ours_root) / "metrics.json").read_text()
+            (store.run_dir("smoke", cfg.run_id, ours_root) / "metrics.json").read_text()
         )
-        local = results.run_dir("smoke", cfg.run_id, smoke.runs) / "metrics.json"
+        local = store.run_dir("smoke", cfg.run_id, smoke.runs) / "metrics.json"
         theirs = json.loads(local.read_text())
         # bitwise equal, except the fixture's interrupted run: its first epoch ran in this
         # test process with the default thread count, which rounds differently (weights differ
@@ -235,4 +237,4 @@ def test_two_reproduce_at_once_share_the_work(smoke):
     n = len(trial_plan())
     assert ours[0] + other[0] == n and sum(ours) == n and sum(other) == n, (ours, other)
     book = smoke.summary.book
-    assert not list(book.rglob("tmp-*")) and not list(book.rglob(results.LOCK))
+    assert not list(book.rglob("tmp-*")) and not list(book.rglob(store.LOCK))

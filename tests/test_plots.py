@@ -13,8 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from jmvae_core import face_tables as ft  # noqa: E402
-from jmvae_core import plots  # noqa: E402
+from jmvae_core.pages import face_tables as ft
+from jmvae_core.pages import plots
 
 LABELS = {
     "joint": "log p(x,w)",

@@ -1,4 +1,4 @@
-"""Posterior distributions (jmvae_core.posteriors): closed forms, the product of experts against
+"""Posterior distributions (jmvae_core.nn.posteriors): closed forms, the product of experts against
 the exact linear-Gaussian posterior, and mixture proposals in the estimators."""
 
 import math
@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from jmvae_core.estimators import estimate
-from jmvae_core.posteriors import Gaussian, Mixture, product_of_experts
+from jmvae_core.measure.estimators import estimate
+from jmvae_core.nn.networks import Gaussian
+from jmvae_core.nn.posteriors import Mixture, product_of_experts
 
 from .linear_gaussian import LinearGaussian, mean_error_in_standard_errors
 

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from jmvae_core import probe
 from jmvae_core.config import make_config
+from jmvae_core.measure import probe
 from jmvae_core.models import build_model
 
 

@@ -4,23 +4,24 @@ import os
 
 import pytest
 
-from jmvae_core import results
+from jmvae_core import store
 from jmvae_core.config import make_config, plan
+from jmvae_core.pages import results
 
 
 def _finish(root, cfg, profile="smoke", done=True):
-    folder = results.run_dir(profile, cfg.run_id, root)
+    folder = store.run_dir(profile, cfg.run_id, root)
     metrics = {"run_id": cfg.run_id, "variant": cfg.model.variant, "estimators": {}}
-    results.write_json(folder / "metrics.json", metrics)  # the keys every reader relies on
+    store.write_json(folder / "metrics.json", metrics)  # the keys every reader relies on
     if done:
-        results.mark_done(folder)
+        store.mark_done(folder)
     return folder
 
 
 def test_atomic_write_leaves_no_temporary_file(tmp_path):
-    results.write_json(tmp_path / "a" / "m.json", {"x": 1})
+    store.write_json(tmp_path / "a" / "m.json", {"x": 1})
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["m.json"]
-    assert results.read_json(tmp_path / "a" / "m.json") == {"x": 1}
+    assert store.read_json(tmp_path / "a" / "m.json") == {"x": 1}
 
 
 def test_load_runs_names_the_missing_runs_and_the_command(tmp_path):
@@ -58,9 +59,9 @@ def _dead_pid() -> int:
 def test_a_lock_of_a_killed_process_is_taken_over(tmp_path):
     import socket
 
-    lock = tmp_path / results.LOCK
+    lock = tmp_path / store.LOCK
     lock.write_text(f"{socket.gethostname()} {_dead_pid()}\n")
-    with results.run_lock(tmp_path, poll_s=0.01):
+    with store.run_lock(tmp_path, poll_s=0.01):
         assert lock.read_text().split()[1] == str(os.getpid())
     assert not lock.exists() and [p.name for p in tmp_path.iterdir()] == []
 
@@ -69,12 +70,12 @@ def test_a_held_lock_makes_another_process_wait_until_it_is_released(tmp_path):
     import socket
     import threading
 
-    lock = tmp_path / results.LOCK
+    lock = tmp_path / store.LOCK
     lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # held by a live process
     told, got = [], threading.Event()
 
     def second():
-        with results.run_lock(tmp_path, poll_s=0.01, on_wait=told.append):
+        with store.run_lock(tmp_path, poll_s=0.01, on_wait=told.append):
             got.set()
 
     thread = threading.Thread(target=second)

@@ -8,12 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jmvae_core import estimators, generate, posteriors, registry
+from jmvae_core import models
 from jmvae_core.config import SUCCESSORS, ConfigError, ModelConfig, make_config
+from jmvae_core.measure import estimators, generate
 from jmvae_core.models import build_model
-from jmvae_core.networks import kl_normal
-from jmvae_core.stacked import stack_models
-from jmvae_core.train import fit
+from jmvae_core.nn import networks, posteriors
+from jmvae_core.nn.networks import kl_normal
+from jmvae_core.training.fit import fit
+from jmvae_core.training.stacked import stack_models
 
 from .linear_gaussian import as_variant, exact_error, mean_error_in_standard_errors
 
@@ -21,7 +23,7 @@ D = 64  # the study's latent size
 
 
 def _module(variant):
-    return importlib.import_module(f"jmvae_core.variants.{variant}")
+    return importlib.import_module(f"jmvae_core.models.{variant}")
 
 
 def _batch(b=8, seed=0):
@@ -51,7 +53,7 @@ def test_evaluation_gives_every_estimator_and_both_directions(trained, mnist_sma
     variant, model, _ = trained
     x, w = mnist_small.x_test[:60], mnist_small.w_test[:60]
     values = estimators.evaluate(model, x, w, k=6, n_prior=50, progress=False, precision="auto")
-    assert set(values) == set(registry.estimator_names(variant))
+    assert set(values) == set(models.estimator_names(variant))
     for name, v in values.items():
         s = estimators.summarize(v)
         assert -800 < s["mean"] < 0, (name, s)
@@ -81,7 +83,7 @@ def test_mvae_objective_is_the_sum_of_its_three_elbos():
     model = build_model(ModelConfig(variant="mvae"))
     x, w = _batch()
     eps = torch.randn(8, 3 * D, generator=torch.Generator().manual_seed(3))
-    terms = registry.spec("mvae").objective(model, x, w, eps, beta=0.5)
+    terms = models.spec("mvae").objective(model, x, w, eps, beta=0.5)
     e_x, e_w = model.expert_x(x), model.expert_w(w)
     total = 0.0
     for i, (experts, mods) in enumerate([([e_x, e_w], "xw"), ([e_x], "x"), ([e_w], "w")]):
@@ -142,7 +144,7 @@ def _mmvae_parts(model, x, w, eps, k):
     log_w = (
         model.p_x_z.log_prob(x.expand(2, k, *x.shape), z)
         + model.p_w_z.log_prob(w, z)
-        + posteriors.Gaussian(torch.zeros_like(z), torch.ones_like(z)).log_prob(z)
+        + networks.Gaussian(torch.zeros_like(z), torch.ones_like(z)).log_prob(z)
         - fixed.log_prob(z)
     )
     return log_w
@@ -223,7 +225,7 @@ def test_mopoe_objective_is_the_mean_of_the_subsets_elbos():
     model = build_model(ModelConfig(variant="mopoe"))
     x, w = _batch()
     eps = torch.randn(8, 3 * D, generator=torch.Generator().manual_seed(3))
-    terms = registry.spec("mopoe").objective(model, x, w, eps, beta=0.5)
+    terms = models.spec("mopoe").objective(model, x, w, eps, beta=0.5)
     (mu_x, var_x), (mu_w, var_w) = model.q_z_x(x), model.q_z_w(w)
     precision = 1.0 + 1.0 / var_x + 1.0 / var_w  # the full subset: with the prior expert
     subsets = [(mu_x, var_x), (mu_w, var_w), ((mu_x / var_x + mu_w / var_w) / precision,

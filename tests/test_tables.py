@@ -2,7 +2,7 @@
 
 import pytest
 
-from jmvae_core import tables
+from jmvae_core.pages import tables
 
 
 def _run(variant, alpha=None, seed=1, latent=64, coherence=0.95, **est):

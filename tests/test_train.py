@@ -9,11 +9,18 @@ import pandas as pd
 import pytest
 import torch
 
-from jmvae_core import results, runs
-from jmvae_core import train as train_mod
+from jmvae_core import store
 from jmvae_core.config import VARIANTS, TrainConfig, make_config
-from jmvae_core.data import MNIST
-from jmvae_core.train import TrainingDiverged, clip_gradients, fit, pick_device, warmup_scales
+from jmvae_core.data.mnist import MNIST
+from jmvae_core.study import runs
+from jmvae_core.training import fit as train_mod
+from jmvae_core.training.fit import (
+    TrainingDiverged,
+    clip_gradients,
+    fit,
+    pick_device,
+    warmup_scales,
+)
 
 
 def _reference_step():
@@ -59,7 +66,7 @@ def test_resume_after_interrupt_equals_the_uninterrupted_run(mnist_small, tmp_pa
 
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, data, tmp_path / "b", progress=False, on_epoch_end=interrupt)
-    assert len(results.load_torch(tmp_path / "b" / train_mod.CHECKPOINT)["history"]) == 2
+    assert len(store.load_torch(tmp_path / "b" / train_mod.CHECKPOINT)["history"]) == 2
     resumed, hist_b = fit(cfg, data, tmp_path / "b", progress=False)
     for (name, a), b in zip(
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
@@ -197,7 +204,7 @@ def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
         "smoke", variant="jmvae_kl", epochs=1, n_train=200, n_test=50, k=5, n_prior=20
     )
     metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
-    folder = results.run_dir("smoke", cfg.run_id, tmp_path)
+    folder = store.run_dir("smoke", cfg.run_id, tmp_path)
     names = {"config.json", "history.csv", "metrics.json", "arrays.npz", "DONE"}
     assert names <= {p.name for p in folder.iterdir()}
     assert set(metrics["estimators"]) == {
@@ -229,10 +236,10 @@ def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
 
 def test_a_folder_without_done_is_not_a_result(tmp_path, monkeypatch):
     cfg = make_config("smoke", variant="vae", epochs=1, n_train=200, n_test=20, k=3)
-    folder = results.run_dir("smoke", cfg.run_id, tmp_path)
-    results.write_json(folder / "metrics.json", {"stale": True})  # a crashed run's leftovers
+    folder = store.run_dir("smoke", cfg.run_id, tmp_path)
+    store.write_json(folder / "metrics.json", {"stale": True})  # a crashed run's leftovers
     metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
-    assert "stale" not in metrics and results.is_done(folder)
+    assert "stale" not in metrics and store.is_done(folder)
 
 
 @pytest.mark.parametrize(
@@ -246,8 +253,8 @@ def test_a_folder_without_done_is_not_a_result(tmp_path, monkeypatch):
 def test_the_library_entry_points_check_a_config_as_the_cli_does(
     entry, settings, message, tmp_path
 ):
-    from jmvae_core import runs
     from jmvae_core.config import ConfigError
+    from jmvae_core.study import runs
 
     cfg = make_config("smoke", variant="vae", **settings)
     with pytest.raises(ConfigError, match=message):
@@ -256,8 +263,8 @@ def test_the_library_entry_points_check_a_config_as_the_cli_does(
 
 
 def test_fit_and_fit_batched_check_the_batch_against_the_data_given(mnist_small):
-    from jmvae_core.batched import fit_batched
     from jmvae_core.config import ConfigError
+    from jmvae_core.training.batched import fit_batched
 
     data = _subset(mnist_small, 200)
     cfg = make_config("smoke", variant="vae", batch_size=500, n_train=None)  # all it is given

@@ -19,7 +19,7 @@ def _git_status() -> str:
 def test_reproduce_on_an_up_to_date_checkout_rewrites_nothing():
     before = _git_status()
     done = subprocess.run(
-        [sys.executable, "-m", "jmvae_core.cli", "reproduce", "--profile", "quick",
+        [sys.executable, "-m", "jmvae_core.study.cli", "reproduce", "--profile", "quick",
          "--device", "cpu", "--no-build"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jmvae_core import results, verdicts
+from jmvae_core import store
+from jmvae_core.pages import results, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 400
@@ -19,7 +20,7 @@ def _run(tmp_path, variant, alpha, values: dict, seed=1, test_hash="h", accuracy
     folder.mkdir()
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in values.items()})
-    (folder / results.PER_IMAGE).write_bytes(buffer.getvalue())
+    (folder / store.PER_IMAGE).write_bytes(buffer.getvalue())
     run = {
         "variant": variant, "alpha": alpha or None, "latent_dim": 64, "seed": seed,
         "test_hash": test_hash, "path": str(folder), "accuracy": accuracy or {},

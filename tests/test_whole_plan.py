@@ -14,11 +14,11 @@ alone, both compiled, 50 steps, to COMPILED_RTOL (measured 0: the same compiled 
 import pytest
 import torch
 
-import jmvae_core.batched as batched
-import jmvae_core.batched_step as batched_step
-from jmvae_core.batched import fit_batched, split_groups
-from jmvae_core.batched_step import differences
+import jmvae_core.training.batched as batched
+import jmvae_core.training.batched_step as batched_step
 from jmvae_core.config import VARIANTS, ConfigError, make_config
+from jmvae_core.training.batched import fit_batched, split_groups
+from jmvae_core.training.batched_step import differences
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
