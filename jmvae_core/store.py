@@ -1,4 +1,6 @@
-"""The only module that knows result paths: run folders, atomic writes, DONE markers."""
+"""The writing side of the results: run folders, the names of a run's files, atomic writes,
+markers (checked and repaired), the run lock, collection and provenance (the reading side:
+jmvae_core.pages.results)."""
 
 from __future__ import annotations
 

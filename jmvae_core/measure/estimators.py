@@ -4,7 +4,7 @@ Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example 
 float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
 `conditional` of JMVAE are all computed from one set of k draws from q(z|x,w). Each MNIST
 model's table of estimators and its proposals come from its declaration (`model.spec`, a
-registry.ModelSpec). A proposal is a diagonal Gaussian (networks.Gaussian) or a mixture of them
+models.spec.ModelSpec). A proposal is a diagonal Gaussian (networks.Gaussian) or a mixture of them
 (posteriors.Mixture), drawn from stratified: log p_hat = log sum_m pi_m mean_j(weight_mj),
 component by component.
 """

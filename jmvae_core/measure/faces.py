@@ -1,4 +1,4 @@
-"""Face-image data for a run, and what the CelebA chapter shows of a trained model (book/celeba.md).
+"""What the CelebA chapter shows of a trained model (book/celeba.md); the data: data/faces.py.
 
 Reconstructions from q(z|x) and q(z|x,w), faces generated from attribute vectors (the average
 face per attribute), attribute editing (z from q(z|x,w') with one attribute flipped), and
