@@ -22,10 +22,47 @@ MNIST_VARIANTS = (*VARIANTS, *SUCCESSORS)
 IMAGE_VARIANTS = ("vae_gan", "cvae_gan", "cmma_gan", "jmvae_gan", "jmvae_kl_gan", "jmvae_kl_face")
 ALL_VARIANTS = (*MNIST_VARIANTS, *IMAGE_VARIANTS)
 ALPHA_VARIANTS = ("jmvae_kl", "jmvae_kl_gan", "jmvae_kl_face")  # the models that weigh by alpha
-DATASETS = ("mnist", "standin", "celeba")
-IMAGE_DATASETS = ("standin", "celeba")
+# the variants each family of data takes (a model declares its family: jmvae_core/models)
+FAMILIES = {"mnist": MNIST_VARIANTS, "faces": IMAGE_VARIANTS}
 IMAGE_LL = ("channel_mean", "sum")
 PROFILES = ("smoke", "quick", "paper")
+
+
+# the stand-in's attributes (jmvae_core.standin draws them): CelebA's spelling, in CelebA's column
+# order (ASCII-sorted, as list_attr_celeba.txt is); here because a stand-in run's w_dim follows
+STANDIN_ATTRIBUTES = (
+    "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair",
+    "Heavy_Makeup", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "Pale_Skin",
+    "Smiling", "Wearing_Hat", "Wearing_Lipstick",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the configuration knows of a dataset; how a run loads, fetches or prepares it is
+    declared beside it in jmvae_core/data/__init__.py (DATASETS there).
+
+    family: "mnist" (28x28 digits with their label, binarised; the paper's MLPs) or "faces"
+    (64x64 colour images with binary attributes; book/celeba.md): which variants, settings and
+    measures apply. data: the dataset's DataConfig settings (faces only). attributes: the
+    attribute names, or None where they are read from the files (CelebA's header). whole: the
+    real set is used whole unless a run asks for `n_images`.
+    """
+
+    family: str
+    data: dict = field(default_factory=dict)
+    attributes: tuple[str, ...] | None = None
+    whole: bool = False
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("mnist"),
+    # drawn faces are centred like CelebA's aligned images, and a face detector trained on
+    # photographs need not fire on drawings: the stand-in uses the plain centre crop
+    "standin": DatasetInfo("faces", {"crop": "center", "n_images": 50000}, STANDIN_ATTRIBUTES),
+    "celeba": DatasetInfo("faces", whole=True),
+}
+IMAGE_DATASETS = tuple(name for name, d in DATASETS.items() if d.family == "faces")
 
 
 class ConfigError(ValueError):
@@ -174,7 +211,7 @@ class RunConfig:
                 f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}"
             )
         image = self.dataset in IMAGE_DATASETS
-        allowed = IMAGE_VARIANTS if image else MNIST_VARIANTS
+        allowed = FAMILIES[DATASETS[self.dataset].family]
         if self.model.variant not in allowed:
             raise ConfigError(
                 f"variant={self.model.variant!r} does not apply to dataset={self.dataset!r}; "
@@ -290,25 +327,14 @@ IMAGE_PROFILE_SETTINGS: dict[str, dict[str, dict]] = {
     },
     "paper": {},
 }
-# the stand-in's drawn faces are centred like CelebA's aligned images, and a face detector
-# trained on photographs need not fire on drawings: it uses the plain centre crop
-DATASET_DATA = {"standin": {"crop": "center", "n_images": 50000}, "celeba": {}}
-
-
-# the stand-in's attributes (jmvae_core.standin draws them): CelebA's spelling, in CelebA's column
-# order (ASCII-sorted, as list_attr_celeba.txt is); here because a stand-in run's w_dim follows
-STANDIN_ATTRIBUTES = (
-    "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Gray_Hair",
-    "Heavy_Makeup", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "Pale_Skin",
-    "Smiling", "Wearing_Hat", "Wearing_Lipstick",
-)  # fmt: skip
 
 
 def image_w_dim(dataset: str, celeba_root: Path | None = None) -> int:
-    """Number of attributes: the stand-in's own list, or the columns of the CelebA attribute
-    file's header in `celeba_root` (default: environment.celeba_dir(); 40 for the real CelebA;
-    40 when the file is not there yet)."""
-    if dataset == "celeba":
+    """Number of attributes: the dataset's declared list (the stand-in's), else the columns of
+    the CelebA attribute file's header in `celeba_root` (default: environment.celeba_dir(); 40
+    for the real CelebA; 40 when the file is not there yet)."""
+    declared = DATASETS[dataset].attributes
+    if declared is None:
         root = Path(celeba_root) if celeba_root is not None else celeba_dir()
         header = root / "list_attr_celeba.txt"
         if header.exists():
@@ -316,7 +342,7 @@ def image_w_dim(dataset: str, celeba_root: Path | None = None) -> int:
                 f.readline()
                 return len(f.readline().split()) or 40
         return 40
-    return len(STANDIN_ATTRIBUTES)
+    return len(declared)
 
 
 def _profile_parts(profile: str, dataset: str, celeba_root=None) -> dict[str, dict]:
@@ -325,10 +351,10 @@ def _profile_parts(profile: str, dataset: str, celeba_root=None) -> dict[str, di
         return {n: dict(PROFILE_SETTINGS[profile].get(n, {})) for n in names}
     parts = {n: dict(IMAGE_SETTINGS.get(n, {})) for n in names}
     parts["model"]["w_dim"] = image_w_dim(dataset, celeba_root)
-    parts["data"].update(DATASET_DATA[dataset])
+    parts["data"].update(DATASETS[dataset].data)
     for n in names:
         parts[n].update(IMAGE_PROFILE_SETTINGS[profile].get(n, {}))
-    if dataset == "celeba":
+    if DATASETS[dataset].whole:
         parts["data"].pop("n_images", None)  # the real set is used whole unless asked
     return parts
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from jmvae_core import data as datasets
 from jmvae_core import store
 from jmvae_core.config import config_from_params
 from jmvae_core.study import cli
-from jmvae_core.study.runs import _data
 from jmvae_core.training.fit import CHECKPOINT, epoch_line, fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def test_a_run_killed_with_sigkill_resumes_bitwise_in_another_process(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the killed process: the same arithmetic
     try:
-        data = _data(cfg, torch.device("cpu"))
+        data = datasets.load(cfg, torch.device("cpu"))
         resumed, resumed_rows = fit(cfg, data, folder, device="cpu", progress=False)
         straight, straight_rows = fit(cfg, data, None, device="cpu", progress=False)
     finally:

@@ -172,7 +172,7 @@ def test_smoke_training_notebooks_pass_nbval_lax(smoke):
     ],
 )
 def test_parameter_errors_fail_before_any_work(kwargs, message, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "fetch_mnist", lambda **_: pytest.fail("started work"))
+    monkeypatch.setattr(pipeline, "prepare_data", lambda *_, **__: pytest.fail("started work"))
     with pytest.raises(ConfigError, match=message):
         pipeline.reproduce(**{"profile": "smoke", **kwargs}, results_dir=tmp_path)
 
@@ -210,7 +210,7 @@ def test_dask_executor_gives_the_local_results(smoke, tmp_path, monkeypatch):
 
 
 def test_a_run_filter_that_matches_nothing_is_named_before_any_work(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "fetch_mnist", lambda **_: pytest.fail("started work"))
+    monkeypatch.setattr(pipeline, "prepare_data", lambda *_, **__: pytest.fail("started work"))
     with pytest.raises(ConfigError, match=r"no run of the plan has seed in \[7\]"):
         pipeline.reproduce("smoke", results_dir=tmp_path, only={"seed": [7]}, progress=False)
     with pytest.raises(ConfigError, match="run filter \\['colour'\\] is unknown"):

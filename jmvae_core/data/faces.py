@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jmvae_core.config import RunConfig
+from jmvae_core.data.celeba import CelebAError, load_celeba
 from jmvae_core.environment import celeba_dir, data_dir
 
 
@@ -19,17 +20,17 @@ def load_faces(
 ):  # fmt: skip
     """The run's face data: the stand-in (generated on first use under `data_root`) or real
     CelebA (`celeba_root`); both default to this process's folders (jmvae_core.environment)."""
-    from jmvae_core.data import celeba, standin
+    from jmvae_core.data.standin import write_standin  # PIL: only where faces are drawn
 
     d = cfg.data
     if cfg.dataset == "standin":
-        root = standin.write_standin(
+        root = write_standin(
             standin_dir(cfg, data_root), n=d.n_images, seed=d.standin_seed, progress=progress
         )
         limit = None
     else:
         root, limit = Path(celeba_root if celeba_root is not None else celeba_dir()), d.n_images
-    data = celeba.load_celeba(
+    data = load_celeba(
         root,
         crop=d.crop,
         split=d.split,
@@ -42,7 +43,7 @@ def load_faces(
         progress=progress,
     )
     if data.w_train.shape[1] != cfg.model.w_dim:
-        raise celeba.CelebAError(
+        raise CelebAError(
             f"{root}: {data.w_train.shape[1]} attributes, but the run was configured for "
             f"{cfg.model.w_dim}; the attribute file changed after the run was planned"
         )

@@ -159,8 +159,6 @@ MNIST_SIZES = {"n_train": 60_000, "n_test": 10_000}  # training (train + valid) 
 def check_mnist_sizes(cfg) -> None:
     """ConfigError unless a run's settings fit the data it will meet: n_train and n_test within
     MNIST's 60,000 / 10,000 images, and a batch no larger than the training images used."""
-    if cfg.dataset != "mnist":
-        return
     given = {"n_train": cfg.train.n_train, "n_test": cfg.eval.n_test}
     for name, value in given.items():
         if value is not None and value > MNIST_SIZES[name]:
@@ -212,3 +210,19 @@ def load_mnist(root=None, device="cpu", test_binarize_seed=0, n_train=None, n_te
         test_binarize_seed=test_binarize_seed,
         test_hash=digest.hexdigest(),
     )
+
+
+def load_run(cfg, device="cpu", progress: bool = False, data_root=None, celeba_root=None) -> MNIST:
+    """A run's MNIST: its n_train / n_test images, the test set binarised with its seed."""
+    return load_mnist(
+        data_root,
+        device=device,
+        test_binarize_seed=cfg.eval.test_binarize_seed,
+        n_train=cfg.train.n_train,
+        n_test=cfg.eval.n_test,
+    )
+
+
+def prepare(cfg, data_root=None, celeba_root=None, progress: bool = True, log=print) -> None:
+    """Before runs start: the four files fetched (if missing) and verified."""
+    fetch_mnist(data_root, log=log)

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from jmvae_core.config import IMAGE_VARIANTS, MNIST_VARIANTS, ModelConfig
+from jmvae_core.config import FAMILIES, ModelConfig
 from jmvae_core.models import faces, mmvae, mopoe, mvae, paper
 from jmvae_core.models.spec import ModelSpec
 from jmvae_core.nn.networks import glorot_
-
-FAMILIES = {"mnist": MNIST_VARIANTS, "faces": IMAGE_VARIANTS}
 
 
 def _registry(*modules) -> dict[str, ModelSpec]:
@@ -33,7 +31,7 @@ def _registry(*modules) -> dict[str, ModelSpec]:
             if spec.name in specs:
                 raise ValueError(f"model {spec.name!r} is declared twice")
             specs[spec.name] = spec
-    missing = [n for n in (*MNIST_VARIANTS, *IMAGE_VARIANTS) if n not in specs]
+    missing = [n for family in FAMILIES.values() for n in family if n not in specs]
     if missing:
         raise RuntimeError(f"no model file declares {missing}")
     return specs

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jmvae_core.config import plan, successors_plan
+from jmvae_core.config import DATASETS, plan, successors_plan
 from jmvae_core.environment import REPO_ROOT, plan_overrides, results_root
 from jmvae_core.store import DONE, PER_IMAGE, PROBE, metrics_problem, read_json
 
@@ -46,7 +46,7 @@ def load_runs(
     wanted = None
     if planned_only:
         cfgs = plan(profile, dataset, longer, **overrides)
-        if successors and dataset == "mnist":
+        if successors and DATASETS[dataset].family == "mnist":
             cfgs += successors_plan(profile, **overrides)
         wanted = {cfg.run_id for cfg in cfgs}
     runs = []

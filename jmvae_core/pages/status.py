@@ -58,7 +58,7 @@ def status_table(profile: str, book_dir: Path = Path(".")) -> pd.DataFrame:
         "result notebooks"
         if w == "notebooks"
         else "MNIST runs"
-        if datasets[w] == "mnist"
+        if config.DATASETS.get(datasets[w], config.DATASETS["mnist"]).family == "mnist"
         else "face runs"
         for w in where
     ]

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from jmvae_core import data as datasets
 from jmvae_core.config import (
     DATASETS,
     FIELD_PARTS,
@@ -18,7 +19,7 @@ from jmvae_core.config import (
     ConfigError,
     config_from_params,
 )
-from jmvae_core.data.mnist import MNIST_SOURCES, DataError, check_mnist_sizes, fetch_mnist
+from jmvae_core.data.mnist import MNIST_SOURCES, DataError, fetch_mnist
 
 DEBUG_HELP = "show the traceback of an error instead of its one-line message"
 PRECISION_HELP = "training matmuls: fp32 (default) or bf16 (bfloat16 autocast; MNIST only)"
@@ -36,10 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument(
         "dataset",
-        choices=["mnist", "standin"],
-        help="mnist: fetch and verify; standin: generate the stand-in face set of --profile",
+        choices=tuple(DATASETS),
+        help="mnist: fetch and verify; standin: generate the stand-in face set of --profile; "
+        "celeba: check and crop the CelebA files placed by hand (book/celeba.md)",
     )
-    fetch.add_argument("--profile", default="quick", help="stand-in size of this profile")
+    fetch.add_argument("--profile", default="quick", help="face-set size of this profile")
     fetch.add_argument(
         "--data-dir", type=Path, default=None, help="default: $JMVAE_DATA_DIR or data/"
     )
@@ -48,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         choices=MNIST_SOURCES,
         default=None,
-        help="sources to try, in order (default: all)",
+        help="MNIST: sources to try, in order (default: all)",
     )
 
     run = sub.add_parser(
@@ -166,11 +168,7 @@ def main(argv=None) -> int:
 
 def _command(args) -> int:
     if args.command == "fetch-data":
-        if args.dataset == "standin":
-            return _fetch_standin(args)
-        sources = tuple(args.source) if args.source else MNIST_SOURCES
-        fetch_mnist(args.data_dir, sources=sources)
-        return 0
+        return _fetch(args)
     if args.command == "reproduce":
         return _reproduce(args)
     if args.command == "collect":
@@ -185,7 +183,7 @@ def _command(args) -> int:
     )
     from jmvae_core.training.fit import check_device
 
-    check_mnist_sizes(cfg)  # settings against the data and the device, before any file
+    datasets.check(cfg)  # settings against the data and the device, before any file
     device = check_device(args.device)
     if args.threads is not None:
         import torch
@@ -225,15 +223,23 @@ def _expected(error: Exception) -> tuple[int | None, str]:
     return None, ""
 
 
-def _fetch_standin(args) -> int:
+def _fetch(args) -> int:
+    """The dataset's own preparation, as `reproduce` makes it before its runs start."""
     from jmvae_core.config import make_config
-    from jmvae_core.data import standin
-    from jmvae_core.data.faces import standin_dir
 
-    cfg = make_config(args.profile, dataset="standin", variant="jmvae_kl_gan")
-    folder = standin_dir(cfg, args.data_dir.resolve() if args.data_dir is not None else None)
-    root = standin.write_standin(folder, n=cfg.data.n_images, seed=cfg.data.standin_seed)
-    print(f"stand-in faces ({cfg.data.n_images} images, seed {cfg.data.standin_seed}) in {root}")
+    if args.source and args.dataset != "mnist":
+        raise ConfigError(f"--source names MNIST's sources; {args.dataset} has none")
+    if args.source:
+        fetch_mnist(args.data_dir, sources=tuple(args.source))
+        return 0
+    cfg = make_config(args.profile, dataset=args.dataset)
+    root = args.data_dir.resolve() if args.data_dir is not None else None
+    data = datasets.DATASETS[args.dataset].prepare(cfg, root, None, True, print)
+    if data is not None:
+        print(
+            f"{args.dataset} ({args.profile} profile): {len(data.x_train):,} training and "
+            f"{len(data.x_test):,} test images ready"
+        )
     return 0
 
 

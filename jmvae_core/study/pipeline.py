@@ -20,10 +20,9 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
+from jmvae_core import data as datasets
 from jmvae_core import environment, store
-from jmvae_core.config import ConfigError, RunConfig, plan, select_runs, successors_plan
-from jmvae_core.data.faces import load_faces
-from jmvae_core.data.mnist import check_mnist_sizes, fetch_mnist
+from jmvae_core.config import DATASETS, ConfigError, RunConfig, plan, select_runs, successors_plan
 from jmvae_core.environment import REPO_ROOT, THREADS_ENV, Environment
 from jmvae_core.pages.status import FACE_NOTEBOOKS, RESULT_NOTEBOOKS, _execution, status_sources
 from jmvae_core.study.execution import NotebookFailed, execute
@@ -179,24 +178,21 @@ def reproduce(
     env = Environment.resolve(results_dir, None, data_dir, overrides)
     # parameter errors surface here, before any work: settings, data sizes, the device
     cfgs = plan(profile, dataset, celeba_root=env.celeba_dir, **env.overrides)
-    if dataset == "mnist":  # JMVAE's successors, compared in their own chapter
+    digits = DATASETS[dataset].family == "mnist"
+    if digits:  # JMVAE's successors, compared in their own chapter
         cfgs += successors_plan(profile, **env.overrides)
     whole, cfgs = cfgs, select_runs(cfgs, only)
     for cfg in cfgs:
-        check_mnist_sizes(cfg)
+        datasets.check(cfg)
     check_device(device)
     log = lambda msg: tqdm.write(msg, file=sys.stderr) if progress else None  # noqa: E731
-    if dataset == "mnist":
-        fetch_mnist(env.data_dir, log=log)
-        notebooks = RESULT_NOTEBOOKS
-    else:
-        todo = [
-            c for c in cfgs
-            if store.check_run(store.run_dir(profile, c.run_id, env.results_dir)) != "done"
-        ]  # fmt: skip
-        if todo:  # finished runs need neither the images nor the judge
-            prepare_faces(todo[0], profile, env, progress)
-        notebooks = FACE_NOTEBOOKS
+    todo = [
+        c for c in cfgs
+        if store.check_run(store.run_dir(profile, c.run_id, env.results_dir)) != "done"
+    ]  # fmt: skip
+    if digits or todo:  # finished face runs need neither the images nor the judge
+        prepare_data(todo[0] if todo else cfgs[0], profile, env, progress, log)
+    notebooks = RESULT_NOTEBOOKS if digits else FACE_NOTEBOOKS
     book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
     summary = Summary()
     steps = len(cfgs) + len(notebooks) + int(build)
@@ -258,11 +254,17 @@ def _make_pages(book: Path, notebooks, build, profile, dataset, env, bar, summar
             bar.update()
 
 
-def prepare_faces(cfg: RunConfig, profile: str, env: Environment, progress: bool = True) -> None:
-    """Once, before the runs start in parallel: generate the stand-in (or check and crop the
-    CelebA files) into the shared cache, and train the stand-in's attribute judge."""
+def prepare_data(
+    cfg: RunConfig, profile: str, env: Environment, progress: bool = True, log=print
+) -> None:
+    """Once, before the runs start in parallel: the dataset's own preparation (MNIST fetched and
+    verified; the stand-in generated, or the CelebA files checked and cropped, into the shared
+    cache), then the attribute judge where the dataset is scored by one."""
     from jmvae_core.measure.classifier import load_or_train
 
-    data = load_faces(cfg, progress=progress, data_root=env.data_dir, celeba_root=env.celeba_dir)
-    if cfg.dataset == "standin":
+    found = datasets.dataset(cfg)
+    data = found.prepare(cfg, env.data_dir, env.celeba_dir, progress, log)
+    if found.attribute_judge:
+        if data is None:
+            data = found.load(cfg, "cpu", progress, env.data_dir, env.celeba_dir)
         load_or_train(cfg, profile, data, root=env.results_dir, progress=progress)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jmvae_core import data as datasets
 from jmvae_core import store
 from jmvae_core.config import ALPHA_VARIANTS, RunConfig
-from jmvae_core.data.mnist import check_mnist_sizes, load_mnist
 from jmvae_core.measure import estimators
 from jmvae_core.measure.generate import coherence, figure_arrays, label_to_image
 from jmvae_core.models import build_model
@@ -37,31 +37,18 @@ class RunMissing(FileNotFoundError):
     """A step needs a run that has not been produced yet; the message names the command."""
 
 
-def _data(cfg: RunConfig, device, progress: bool = False):
-    if cfg.dataset != "mnist":
-        from jmvae_core.data.faces import load_faces
-
-        return load_faces(cfg, device, progress)
-    return load_mnist(
-        device=device,
-        test_binarize_seed=cfg.eval.test_binarize_seed,
-        n_train=cfg.train.n_train,
-        n_test=cfg.eval.n_test,
-    )
-
-
 def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> list[dict]:
     """Train (or resume) one run into its folder; return its per-epoch history."""
     import pandas as pd  # not at module level: the GPU script imports this module without it
 
-    check_mnist_sizes(cfg)  # the CLI's checks, before any file
+    datasets.check(cfg)  # the CLI's checks, before any file
     folder = store.run_dir(profile, cfg.run_id, root)
     if store.check_run(folder) in ("trained", "done"):
         return pd.read_csv(folder / "history.csv").to_dict("records")
     device = pick_device(device)
     started = store.provenance(device)  # the code and threads the training starts with
     store.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
-    data = _data(cfg, device, progress)
+    data = datasets.load(cfg, device, progress)
     _, history = fit(cfg, data, folder, device=device, progress=progress)
     store.write_text(folder / "history.csv", pd.DataFrame(history).to_csv(index=False))
     store.write_json(folder / TRAINED, started)
@@ -86,13 +73,13 @@ def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=
     """Every estimator of the run's variant, label accuracy and figure arrays; writes DONE."""
     import pandas as pd
 
-    check_mnist_sizes(cfg)
+    datasets.check(cfg)
     folder = store.run_dir(profile, cfg.run_id, root)
     if store.check_run(folder) == "done":
         return store.read_json(folder / "metrics.json")
     device = pick_device(device)
     model = load_trained(cfg, profile, device, root)
-    data = _data(cfg, device)
+    data = datasets.load(cfg, device)
     history = pd.read_csv(folder / "history.csv").to_dict("records")
     return write_evaluation(folder, cfg, profile, model, data, history, device, root, progress)
 
@@ -117,6 +104,7 @@ def write_evaluation(
     )  # fmt: skip
     eval_time = time.perf_counter() - start
     train_time = float(sum(row["time_s"] for row in history))
+    digits = model.spec.family == "mnist"  # the digit judge, the probe and the figures' arrays
     metrics = {
         "variant": cfg.model.variant,
         "dataset": cfg.dataset,
@@ -130,7 +118,7 @@ def write_evaluation(
             name: {**estimators.summarize(v), "k": e.k, "n_test": len(v)}
             for name, v in values.items()
         },
-        "accuracy": _accuracy(model, data, e.eval_seed) if cfg.dataset == "mnist" else {},
+        "accuracy": _accuracy(model, data, e.eval_seed) if digits else {},
         "final_loss": float(history[-1]["loss"]),
         "test_hash": data.test_hash,
         "test_binarize_seed": getattr(data, "test_binarize_seed", None),
@@ -141,7 +129,7 @@ def write_evaluation(
         **store.provenance(device),
         **(extra or {}),
     }
-    if cfg.dataset == "mnist":
+    if digits:
         arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
         judged, per_digit = _judged_coherence(cfg, profile, model, device, root, progress)
         metrics |= judged
@@ -219,7 +207,7 @@ def _face_results(cfg, profile, model, data, folder, root, progress) -> tuple[di
             "w_from_x_accuracy": float(table["accuracy"].mean()),
             "w_from_x_auc": float(table["auc"].mean()),
         }
-    if cfg.dataset == "standin" and cfg.model.variant != "vae_gan":
+    if datasets.dataset(cfg).attribute_judge and cfg.model.variant != "vae_gan":
         judge, judge_acc = classifier.load_or_train(cfg, profile, data, root, progress)
         table = classifier.coherence(model, judge, data, cfg.eval.eval_seed + 2)
         store.write_text(folder / "coherence.csv", table.to_csv(index=False))
@@ -237,7 +225,7 @@ def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None,
 
     A run already marked DONE is read back, not recomputed; an interrupted one resumes.
     """
-    check_mnist_sizes(cfg)  # the CLI's checks, before any file or lock
+    datasets.check(cfg)  # the CLI's checks, before any file or lock
     folder = store.run_dir(profile, cfg.run_id, root)
     if store.finished(folder):
         return store.read_json(folder / "metrics.json")

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from jmvae_core import store
 from jmvae_core.config import ConfigError, RunConfig, TrainConfig
+from jmvae_core.data import DATASETS
 from jmvae_core.data.mnist import MNIST, check_data
 from jmvae_core.models import build_model
 from jmvae_core.nn.networks import draw_noise
@@ -146,7 +147,7 @@ def _step(model, optimizers, x, w, generator, beta, alpha_scale, tc) -> dict:
 def _run_epoch(model, optimizers, data: MNIST, cfg: RunConfig, epoch, generator) -> dict:
     tc = cfg.train
     beta, alpha_scale = warmup_scales(tc, epoch)
-    binarize = cfg.dataset == "mnist"  # face images are real-valued (standardised)
+    binarize = DATASETS[cfg.dataset].binarize  # face images are real-valued (standardised)
     n = data.x_train.shape[0]
     order = torch.randperm(n, generator=generator, device=data.x_train.device)
     sums: dict[str, torch.Tensor] = {}
