@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,8 +26,43 @@ from jmvae_core.config import ConfigError, RunConfig
 from jmvae_core.environment import REPO_ROOT, results_root
 
 
+def runs_dir(profile: str, root: Path | None = None) -> Path:
+    """<root>/<profile>/runs, root defaulting to this process's results folder."""
+    return Path(root if root is not None else results_root()) / profile / "runs"
+
+
 def run_dir(profile: str, run_id: str, root: Path | None = None) -> Path:
-    return Path(root if root is not None else results_root()) / profile / "runs" / run_id
+    return runs_dir(profile, root) / run_id
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the study: its config, the profile it belongs to and the results folder it
+    lives under (None: this process's, $JMVAE_RESULTS_DIR or results/). It knows its folder
+    and its state; the steps that make it (jmvae_core.study.runs) take it whole."""
+
+    cfg: RunConfig
+    profile: str
+    root: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return self.cfg.run_id
+
+    @property
+    def folder(self) -> Path:
+        return run_dir(self.profile, self.cfg.run_id, self.root)
+
+    def state(self) -> str:
+        """'done', 'trained' or 'new', after repairing what a killed step left (check_run)."""
+        return check_run(self.folder)
+
+    def finished(self) -> bool:
+        """Marked DONE over readable metrics (read-only: repairs happen under the lock)."""
+        return finished(self.folder)
+
+    def metrics(self) -> dict:
+        return read_json(self.folder / "metrics.json")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -228,7 +264,7 @@ def collect_runs(source: Path, profile: str, root: Path | None = None) -> dict[s
     results folder (default: results/), without checkpoints: {"copied", "present", "unfinished"}
     -> run ids. A run's files are copied first and its DONE last, so a copy cut short is no
     result; a run already finished here is left as it is."""
-    runs = Path(source) / profile / "runs"
+    runs = runs_dir(profile, source)
     if not runs.is_dir():
         raise FileNotFoundError(errno.ENOENT, f"it has no {profile}/runs/ folder", str(source))
     report: dict[str, list[str]] = {"copied": [], "present": [], "unfinished": []}

@@ -366,7 +366,7 @@ def evaluate(cfgs, folders, trained, data, device, precision, args, budget, repo
         t = time.perf_counter()
         matmul = store.read_json(folder / "TRAINED").get("training_matmul", "fp32")
         runs.write_evaluation(
-            folder, cfg, PROFILE, model, data, history, device, root=args.out / "results",
+            store.Run(cfg, PROFILE, args.out / "results"), model, data, history, device,
             progress=False, extra=_extra(args, history, matmul), precision=precision,
         )  # fmt: skip
         per_run = time.perf_counter() - t

@@ -79,10 +79,10 @@ def test_the_notebooks_rebuild_any_config_from_its_dict_and_check_its_id():
     from papermill.translators import PythonTranslator
 
     from jmvae_core.config import notebook_config
-    from jmvae_core.study.runs import run_parameters
+    from jmvae_core.study.runs import Run, run_parameters
 
     cfg = make_config("smoke", variant="cvae", clip_norm=3.0, hidden=256, betas=(0.8, 0.99))
-    params = run_parameters(cfg, "smoke", None)
+    params = run_parameters(Run(cfg, "smoke"), None)
     assert set(params) == {"profile", "config", "device", "run_id"}
     config = eval(PythonTranslator.translate(params["config"]))  # what the notebook reads
     assert notebook_config("smoke", config, params["run_id"]) == cfg

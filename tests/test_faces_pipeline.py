@@ -94,7 +94,7 @@ def test_celeba_quick_profile_starts_on_the_fixture(celeba_fixture, tmp_path, mo
     cfgs = plan("quick", "celeba", epochs=1)
     assert {(c.model.width, c.model.w_dim, c.data.crop) for c in cfgs} == {(16, 16, "haar")}
     cfg = next(c for c in cfgs if c.model.variant == "jmvae_kl_gan")
-    metrics = runs.run_one(cfg, "quick", device="cpu", progress=False)
+    metrics = runs.run_one(runs.Run(cfg, "quick"), device="cpu", progress=False)
     assert {"marginal", "marginal_channel_mean"} <= set(metrics["estimators"])
     assert metrics["width"] == 16 and metrics["estimators"]["marginal"]["k"] == 10
 

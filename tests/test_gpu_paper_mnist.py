@@ -136,7 +136,8 @@ def _same_as_runs_py(folder: Path, tmp_path: Path) -> None:
         (copy / name).unlink()
     config = store.read_json(folder / "config.json")
     config.pop("profile")
-    metrics = runs.evaluate_run(RunConfig.from_dict(config), "paper", "cpu", copy.parents[2], False)
+    run = runs.Run(RunConfig.from_dict(config), "paper", copy.parents[2])
+    metrics = runs.evaluate_run(run, "cpu", False)
     mine = store.read_json(folder / "metrics.json")
     assert mine.keys() - NOT_COMPARED == metrics.keys() - NOT_COMPARED
     for key in mine.keys() - NOT_COMPARED:

@@ -121,7 +121,7 @@ def test_a_forbidden_import_is_found(module, source):
 def test_allowed_imports_pass():
     assert violations("from jmvae_core.models import spec\nimport torch\n", "training.fit") == []
     assert violations("from . import paper\n", "models", is_package=True) == []
-    assert violations("from .spec import ModelSpec\n", "models.mvae") == []
+    assert violations("from .declaration import ModelSpec\n", "models.mvae") == []
 
 
 def test_no_importlib_in_the_package():

@@ -7,8 +7,8 @@ import pytest
 
 from jmvae_core import config, models
 from jmvae_core.models import build_model, paper
+from jmvae_core.models.declaration import ModelSpec, via_p_z_w, via_prior_and_label, via_q_z_w
 from jmvae_core.models.paper import BUILD, OBJECTIVES
-from jmvae_core.models.spec import ModelSpec, via_p_z_w, via_prior_and_label, via_q_z_w
 from jmvae_core.pages import tables
 
 

@@ -203,7 +203,7 @@ def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
     cfg = make_config(
         "smoke", variant="jmvae_kl", epochs=1, n_train=200, n_test=50, k=5, n_prior=20
     )
-    metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    metrics = runs.run_one(runs.Run(cfg, "smoke", tmp_path), device="cpu", progress=False)
     folder = store.run_dir("smoke", cfg.run_id, tmp_path)
     names = {"config.json", "history.csv", "metrics.json", "arrays.npz", "DONE"}
     assert names <= {p.name for p in folder.iterdir()}
@@ -231,14 +231,14 @@ def test_run_one_writes_the_results_contract_and_caches(tmp_path, monkeypatch):
     assert metrics["estimators"]["marginal"]["n_test"] == 50
     assert len(pd.read_csv(folder / "history.csv")) == 1
     monkeypatch.setattr(runs, "fit", lambda *a, **k: pytest.fail("trained again"))
-    assert runs.run_one(cfg, "smoke", device="cpu", root=tmp_path) == metrics
+    assert runs.run_one(runs.Run(cfg, "smoke", tmp_path), device="cpu") == metrics
 
 
 def test_a_folder_without_done_is_not_a_result(tmp_path, monkeypatch):
     cfg = make_config("smoke", variant="vae", epochs=1, n_train=200, n_test=20, k=3)
     folder = store.run_dir("smoke", cfg.run_id, tmp_path)
     store.write_json(folder / "metrics.json", {"stale": True})  # a crashed run's leftovers
-    metrics = runs.run_one(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+    metrics = runs.run_one(runs.Run(cfg, "smoke", tmp_path), device="cpu", progress=False)
     assert "stale" not in metrics and store.is_done(folder)
 
 
@@ -258,7 +258,7 @@ def test_the_library_entry_points_check_a_config_as_the_cli_does(
 
     cfg = make_config("smoke", variant="vae", **settings)
     with pytest.raises(ConfigError, match=message):
-        getattr(runs, entry)(cfg, "smoke", device="cpu", root=tmp_path, progress=False)
+        getattr(runs, entry)(runs.Run(cfg, "smoke", tmp_path), device="cpu", progress=False)
     assert not any(tmp_path.iterdir())  # stopped before any file
 
 

@@ -4,9 +4,9 @@ Every estimate is log p_hat = logmeanexp_k(log-weight_k), one value per example 
 float64 nats). Estimators that share a proposal share its samples: `joint`, `marginal` and
 `conditional` of JMVAE are all computed from one set of k draws from q(z|x,w). Each MNIST
 model's table of estimators and its proposals come from its declaration (`model.spec`, a
-models.spec.ModelSpec). A proposal is a diagonal Gaussian (networks.Gaussian) or a mixture of them
-(posteriors.Mixture), drawn from stratified: log p_hat = log sum_m pi_m mean_j(weight_mj),
-component by component.
+models.declaration.ModelSpec). A proposal is a diagonal Gaussian (networks.Gaussian) or a
+mixture of them (posteriors.Mixture), drawn from stratified: log p_hat = log sum_m pi_m
+mean_j(weight_mj), component by component.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jmvae_core.models.spec import PROPOSALS
+from jmvae_core.models.declaration import PROPOSALS
 from jmvae_core.nn.networks import Gaussian, log_std_normal
 from jmvae_core.nn.posteriors import Mixture
 

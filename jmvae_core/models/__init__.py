@@ -2,7 +2,7 @@
 
 A model is one file of this folder. It builds its networks, names its objective, the
 estimators that apply with the proposal each one draws from, how it generates in each direction
-and its display label, and declares that as a `spec.ModelSpec` in its `SPECS`. Two families,
+and its display label, and declares that as a `declaration.ModelSpec` in its `SPECS`. Two families,
 each an explicit list in config: the MNIST models (the paper's five in paper.py, then the
 successors mvae.py, mmvae.py, mopoe.py, in config.SUCCESSORS order) and the face models of
 book/celeba.md (faces.py, config.IMAGE_VARIANTS). No name is in both. The registry below is
@@ -16,7 +16,7 @@ from torch import nn
 
 from jmvae_core.config import FAMILIES, ModelConfig
 from jmvae_core.models import faces, mmvae, mopoe, mvae, paper
-from jmvae_core.models.spec import ModelSpec
+from jmvae_core.models.declaration import ModelSpec
 from jmvae_core.nn.networks import glorot_
 
 

@@ -9,8 +9,8 @@ channels ("marginal", ...) and with the authors' channel average ("marginal_chan
 
 from __future__ import annotations
 
+from jmvae_core.models.declaration import ModelSpec
 from jmvae_core.models.paper import ESTIMATORS, OBJECTIVES
-from jmvae_core.models.spec import ModelSpec
 from jmvae_core.nn.conv import FaceModel
 
 # the density terms that change with the image convention (measure.estimators._densities)

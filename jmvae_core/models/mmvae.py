@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from jmvae_core.models.spec import JMVAE_ESTIMATORS, ModelSpec, via_q_z_w, via_q_z_x
+from jmvae_core.models.declaration import JMVAE_ESTIMATORS, ModelSpec, via_q_z_w, via_q_z_x
 from jmvae_core.nn.networks import log_std_normal
 from jmvae_core.nn.posteriors import Mixture, UnimodalExperts, proposals_with_joint
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from jmvae_core.models.spec import JMVAE_ESTIMATORS, ModelSpec, via_q_z_w, via_q_z_x
+from jmvae_core.models.declaration import JMVAE_ESTIMATORS, ModelSpec, via_q_z_w, via_q_z_x
 from jmvae_core.nn.networks import Gaussian
 from jmvae_core.nn.posteriors import (
     Mixture,

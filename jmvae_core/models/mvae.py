@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from jmvae_core.config import ModelConfig
-from jmvae_core.models.spec import JMVAE_ESTIMATORS, ModelSpec, via_q_z_w, via_q_z_x
+from jmvae_core.models.declaration import JMVAE_ESTIMATORS, ModelSpec, via_q_z_w, via_q_z_x
 from jmvae_core.nn.networks import BernoulliMLP, CategoricalMLP, Gaussian, GaussianMLP
 from jmvae_core.nn.posteriors import product_of_experts
 

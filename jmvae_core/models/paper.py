@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from jmvae_core.config import ModelConfig
-from jmvae_core.models.spec import (
+from jmvae_core.models.declaration import (
     JMVAE_ESTIMATORS,
     ModelSpec,
     via_p_z_w,

@@ -113,7 +113,7 @@ class UnimodalExperts(torch.nn.Module):
 
 
 def proposals_with_joint(joint) -> dict:
-    """A successor's estimator proposals (models.spec.ModelSpec.proposals): its own joint
+    """A successor's estimator proposals (models.declaration.ModelSpec.proposals): its own joint
     posterior `joint(model, x, w)` and its single-modality posteriors infer_from_x / _w."""
     return {
         "xw": joint,

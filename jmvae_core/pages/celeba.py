@@ -17,7 +17,7 @@ from jmvae_core.pages.layout import closed
 
 def face_banner(dataset: str) -> str:
     """Which data the face chapter was executed on, in capitals for the stand-in."""
-    return ft.DATASET_NOTES[dataset]
+    return config.DATASETS[dataset].title
 
 
 def face_header(runs: list[dict], profile: str) -> str:

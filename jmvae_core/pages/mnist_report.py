@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from jmvae_core import models
-from jmvae_core.models.spec import ESTIMATOR_LABELS
+from jmvae_core.models.declaration import ESTIMATOR_LABELS
 from jmvae_core.pages import plots, results, tables, verdicts
 
 # label -> image grids, in the order the generation chapter shows them

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from jmvae_core.config import DATASETS, plan, successors_plan
-from jmvae_core.environment import REPO_ROOT, plan_overrides, results_root
-from jmvae_core.store import DONE, PER_IMAGE, PROBE, metrics_problem, read_json
+from jmvae_core.environment import REPO_ROOT, plan_overrides
+from jmvae_core.store import DONE, PER_IMAGE, PROBE, metrics_problem, read_json, runs_dir
 
 
 def _readable(folder: Path) -> bool:
@@ -41,7 +41,7 @@ def load_runs(
     unless `complete` is False: then the finished ones are returned, perhaps none (the paper
     profile, whose runs are made a few at a time).
     """
-    base = Path(root if root is not None else results_root()) / profile / "runs"
+    base = runs_dir(profile, root)
     overrides = plan_overrides()  # a trial's notebooks look for the trial's runs
     wanted = None
     if planned_only:

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from jmvae_core import config, environment, store
+from jmvae_core import config, store
 
 PARTS = ("MNIST runs", "face runs", "result notebooks")
 
@@ -50,7 +50,7 @@ def status_table(profile: str, book_dir: Path = Path(".")) -> pd.DataFrame:
     face_nb = Path(book_dir) / "notebooks" / "celeba.ipynb"
     if face_nb.exists() and "notebooks/celeba.ipynb" not in set(table["notebook"]):
         table = pd.concat([table, pd.DataFrame([_papermill_row(face_nb)])], ignore_index=True)
-    base = environment.results_root() / profile / "runs"
+    base = store.runs_dir(profile)
     where = table["notebook"].str.split("/").str[0]
     datasets = {w: _run_dataset(base / w, profile) for w in set(where) if w != "notebooks"}
     table["dataset"] = [datasets.get(w, "—") for w in where]
@@ -110,7 +110,7 @@ def _execution(meta: dict) -> dict:
 
 def notebook_status(profile: str, book_dir: Path = Path(".")):
     """Execution time of every executed notebook of a profile (papermill metadata) as a table."""
-    base = environment.results_root() / profile / "runs"
+    base = store.runs_dir(profile)
     rows = []
     for path in status_sources(profile, book_dir):
         meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
@@ -130,7 +130,7 @@ def status_sources(profile: str, book_dir: Path = Path("."), root=None) -> list[
     """The executed notebooks the status page reports: the result notebooks of `book_dir` (the
     face chapter's included) and every run's train/evaluate notebook of the profile under
     `root`."""
-    base = Path(root if root is not None else environment.results_root()) / profile / "runs"
+    base = store.runs_dir(profile, root)
     pages = dict.fromkeys(RESULT_NOTEBOOKS + FACE_NOTEBOOKS)
     paths = [book_dir / "notebooks" / f"{n}.ipynb" for n in pages if n != "status"]
     paths += sorted(base.glob("*/*.ipynb"))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from jmvae_core import models
-from jmvae_core.models.spec import ESTIMATOR_LABELS, ESTIMATOR_ORDER
+from jmvae_core.models.declaration import ESTIMATOR_LABELS, ESTIMATOR_ORDER
 
 NOT_AVAILABLE = "not available"
 

@@ -178,8 +178,9 @@ def _command(args) -> int:
     # the flags of `jmvae run` carry the names of the configuration fields they set
     params = {name: value for name, value in vars(args).items() if name in FIELD_PARTS}
     cfg = config_from_params(args.profile, **params)
-    from jmvae_core.study.runs import (
-        run_one,  # imported late: `jmvae fetch-data` needs no model code
+    from jmvae_core.study.runs import (  # imported late: `jmvae fetch-data` needs no model code
+        Run,
+        run_one,
     )
     from jmvae_core.training.fit import check_device
 
@@ -189,7 +190,7 @@ def _command(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    metrics = run_one(cfg, args.profile, device=device, root=args.results_dir)
+    metrics = run_one(Run(cfg, args.profile, args.results_dir), device=device)
     keys = ("run_id", "estimators", "accuracy", "judged_coherence", "wall_time_s")
     print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2))
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jmvae_core.config import ConfigError, RunConfig, architecture
 from jmvae_core.environment import Environment
+from jmvae_core.store import Run
 from jmvae_core.study.runs import run_with_notebooks
 
 EXECUTORS = ("local", "dask")
@@ -39,16 +40,17 @@ def run_group(cfg_dicts: list[dict], profile: str, device, book: str, env: dict)
     """
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
     environment = Environment.from_dict(env)
-    return [
-        (cfg.run_id, run_with_notebooks(cfg, profile, device, Path(book), environment))
-        for cfg in cfgs
-    ]
+    runs = [Run(cfg, profile, environment.results_dir) for cfg in cfgs]
+    return [(run.id, run_with_notebooks(run, device, Path(book), environment)) for run in runs]
 
 
 def run_local(cfgs, profile, device, book: Path, jobs: int, on_done: Callable, env) -> None:
     """Each run in a thread of this process (each run is a papermill kernel of its own)."""
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(run_with_notebooks, c, profile, device, book, env): c for c in cfgs}
+        futures = {
+            pool.submit(run_with_notebooks, Run(c, profile, env.results_dir), device, book, env): c
+            for c in cfgs
+        }
         for future, cfg in futures.items():
             on_done(cfg.run_id, future)
 

@@ -186,10 +186,7 @@ def reproduce(
         datasets.check(cfg)
     check_device(device)
     log = lambda msg: tqdm.write(msg, file=sys.stderr) if progress else None  # noqa: E731
-    todo = [
-        c for c in cfgs
-        if store.check_run(store.run_dir(profile, c.run_id, env.results_dir)) != "done"
-    ]  # fmt: skip
+    todo = [c for c in cfgs if store.Run(c, profile, env.results_dir).state() != "done"]
     if digits or todo:  # finished face runs need neither the images nor the judge
         prepare_data(todo[0] if todo else cfgs[0], profile, env, progress, log)
     notebooks = RESULT_NOTEBOOKS if digits else FACE_NOTEBOOKS
@@ -223,19 +220,20 @@ def reproduce(
         if summary.failed:
             summary.seconds = time.perf_counter() - start
             raise NotebookFailed(str(summary))
-        summary.waiting = sum(
-            not store.finished(store.run_dir(profile, c.run_id, env.results_dir)) for c in whole
-        )
+        summary.waiting = sum(not store.Run(c, profile, env.results_dir).finished() for c in whole)
         if not summary.waiting:  # the pages read the whole plan
-            _make_pages(book, notebooks, build, profile, dataset, env, bar, summary, log)
+            summary.notebooks, summary.book = _make_pages(
+                book, notebooks, build, profile, dataset, env, bar, log
+            )
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _make_pages(book: Path, notebooks, build, profile, dataset, env, bar, summary, log) -> None:
+def _make_pages(book: Path, notebooks, build, profile, dataset, env, bar, log):
     """Execute the result notebooks whose inputs changed, then build the book: under a lock on
     the book folder, so that concurrent calls share the work (the second finds every notebook
-    up to date) and neither reads a notebook the other is writing."""
+    up to date) and neither reads a notebook the other is writing. -> (the notebooks' folder,
+    the book's folder or None when not built)."""
     waiting = lambda _: log(f"{book}: another process is making its pages; waiting for it")  # noqa: E731
     with store.run_lock(book / "_build", on_wait=waiting):
         for name in notebooks:
@@ -246,12 +244,12 @@ def _make_pages(book: Path, notebooks, build, profile, dataset, env, bar, summar
             if _stored_key(path) != key:  # nothing to redo: nothing rewritten
                 execute(name, path, params, book, inputs=key, env=env)
             bar.update()
-        summary.notebooks = book / "notebooks"
-        if build:
-            bar.set_postfix_str("jupyter-book build")
-            build_book(book)
-            summary.book = book
-            bar.update()
+        if not build:
+            return book / "notebooks", None
+        bar.set_postfix_str("jupyter-book build")
+        build_book(book)
+        bar.update()
+        return book / "notebooks", book
 
 
 def prepare_data(

@@ -26,6 +26,7 @@ from jmvae_core.models import build_model
 from jmvae_core.training.fit import CHECKPOINT, fit, pick_device
 
 TRAINED = store.TRAINED
+Run = store.Run  # (config, profile, results folder): what every step below takes
 # "fp32", "bf16" or "auto" (default): the estimators' decoder precision (resolve_precision)
 PRECISION_ENV = "JMVAE_ESTIMATOR_PRECISION"
 
@@ -37,17 +38,17 @@ class RunMissing(FileNotFoundError):
     """A step needs a run that has not been produced yet; the message names the command."""
 
 
-def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> list[dict]:
+def train_run(run: Run, device=None, progress=True) -> list[dict]:
     """Train (or resume) one run into its folder; return its per-epoch history."""
     import pandas as pd  # not at module level: the GPU script imports this module without it
 
+    cfg, folder = run.cfg, run.folder
     datasets.check(cfg)  # the CLI's checks, before any file
-    folder = store.run_dir(profile, cfg.run_id, root)
-    if store.check_run(folder) in ("trained", "done"):
+    if run.state() in ("trained", "done"):
         return pd.read_csv(folder / "history.csv").to_dict("records")
     device = pick_device(device)
     started = store.provenance(device)  # the code and threads the training starts with
-    store.write_json(folder / "config.json", {"profile": profile, **cfg.to_dict()})
+    store.write_json(folder / "config.json", {"profile": run.profile, **cfg.to_dict()})
     data = datasets.load(cfg, device, progress)
     _, history = fit(cfg, data, folder, device=device, progress=progress)
     store.write_text(folder / "history.csv", pd.DataFrame(history).to_csv(index=False))
@@ -55,44 +56,44 @@ def train_run(cfg: RunConfig, profile: str, device=None, root=None, progress=Tru
     return history
 
 
-def load_trained(cfg: RunConfig, profile: str, device=None, root=None):
+def load_trained(run: Run, device=None):
     """The trained model of a run (from its checkpoint), in eval mode."""
-    folder = store.run_dir(profile, cfg.run_id, root)
+    folder = run.folder
     if not (folder / TRAINED).exists() or not (folder / CHECKPOINT).exists():
         raise RunMissing(
-            f"run {cfg.run_id} is not trained in {folder}; "
-            f"train it with `jmvae reproduce --profile {profile}`"
+            f"run {run.id} is not trained in {folder}; "
+            f"train it with `jmvae reproduce --profile {run.profile}`"
         )
     device = pick_device(device)
-    model = build_model(cfg.model).to(device)
+    model = build_model(run.cfg.model).to(device)
     model.load_state_dict(store.load_torch(folder / CHECKPOINT, device)["model"])
     return model.eval()
 
 
-def evaluate_run(cfg: RunConfig, profile: str, device=None, root=None, progress=True) -> dict:
+def evaluate_run(run: Run, device=None, progress=True) -> dict:
     """Every estimator of the run's variant, label accuracy and figure arrays; writes DONE."""
     import pandas as pd
 
-    datasets.check(cfg)
-    folder = store.run_dir(profile, cfg.run_id, root)
-    if store.check_run(folder) == "done":
-        return store.read_json(folder / "metrics.json")
+    datasets.check(run.cfg)
+    if run.state() == "done":
+        return run.metrics()
     device = pick_device(device)
-    model = load_trained(cfg, profile, device, root)
-    data = datasets.load(cfg, device)
-    history = pd.read_csv(folder / "history.csv").to_dict("records")
-    return write_evaluation(folder, cfg, profile, model, data, history, device, root, progress)
+    model = load_trained(run, device)
+    data = datasets.load(run.cfg, device)
+    history = pd.read_csv(run.folder / "history.csv").to_dict("records")
+    return write_evaluation(run, model, data, history, device, progress)
 
 
 def write_evaluation(
-    folder: Path, cfg: RunConfig, profile: str, model, data, history: list[dict], device,
-    root=None, progress=True, extra: dict | None = None, precision: str | None = None,
+    run: Run, model, data, history: list[dict], device, progress=True,
+    extra: dict | None = None, precision: str | None = None,
 ):  # fmt: skip
     """The evaluation step of a trained run, given its model, data and history rows:
     metrics.json (with `extra`), arrays.npz, then DONE. Needs torch and numpy only for MNIST
     (the GPU script calls it after batched training). `precision` of the estimators' decoders:
     None for the environment's PRECISION_ENV, else "auto" (estimators.resolve_precision)."""
     start = time.perf_counter()
+    cfg, profile, folder = run.cfg, run.profile, run.folder
     e = cfg.eval
     # the metrics record the precision used
     precision = estimators.resolve_precision(
@@ -131,12 +132,12 @@ def write_evaluation(
     }
     if digits:
         arrays = figure_arrays(model, data.x_test, data.w_test, seed=e.eval_seed)
-        judged, per_digit = _judged_coherence(cfg, profile, model, device, root, progress)
+        judged, per_digit = _judged_coherence(run, model, device, progress)
         metrics |= judged
         arrays |= per_digit
         _write_probe(folder, cfg, model, data, device)
     else:
-        face_metrics, arrays = _face_results(cfg, profile, model, data, folder, root, progress)
+        face_metrics, arrays = _face_results(run, model, data, progress)
         metrics |= face_metrics
     # every estimate of every test image, so that two runs can be compared image by image
     per_image = {name: np.asarray(v, dtype=np.float32) for name, v in values.items()}
@@ -166,12 +167,13 @@ def _accuracy(model, data, seed: int) -> dict:
     return {**acc, "w_to_x_coherence": coherence(model, generator)}
 
 
-def _judged_coherence(cfg, profile, model, device, root, progress) -> tuple[dict, dict]:
+def _judged_coherence(run: Run, model, device, progress) -> tuple[dict, dict]:
     """Label -> image coherence read by the independent digit judge (digit_judge), for every
     model that generates from a label: ({"judged_coherence": its record} for the metrics,
     {"judged_coherence_per_digit": rates} for the arrays), both empty for the others."""
     from jmvae_core.measure import digit_judge  # only for models that generate from labels
 
+    cfg, profile, root = run.cfg, run.profile, run.root
     generator = torch.Generator(device=device).manual_seed(cfg.eval.eval_seed + 3)
     images = label_to_image(model, generator, cfg.eval.n_judged)
     if images is None:
@@ -187,7 +189,7 @@ def _judged_coherence(cfg, profile, model, device, root, progress) -> tuple[dict
     return {"judged_coherence": judged}, {"judged_coherence_per_digit": per_digit}
 
 
-def _face_results(cfg, profile, model, data, folder, root, progress) -> tuple[dict, dict]:
+def _face_results(run: Run, model, data, progress) -> tuple[dict, dict]:
     """Attribute estimation, coherence (stand-in) and figure arrays of a face run (book/celeba.md).
 
     Writes attributes.csv / coherence.csv into the run folder; returns (the metrics they add:
@@ -195,6 +197,7 @@ def _face_results(cfg, profile, model, data, folder, root, progress) -> tuple[di
     """
     from jmvae_core.measure import classifier, faces  # only for face runs
 
+    cfg, profile, folder = run.cfg, run.profile, run.folder
     metrics = {"n_train": int(data.x_train.shape[0])}
     metrics["width"] = cfg.model.width
     # the manifest names the data folder by its full path: keep only its name in results
@@ -208,7 +211,7 @@ def _face_results(cfg, profile, model, data, folder, root, progress) -> tuple[di
             "w_from_x_auc": float(table["auc"].mean()),
         }
     if datasets.dataset(cfg).attribute_judge and cfg.model.variant != "vae_gan":
-        judge, judge_acc = classifier.load_or_train(cfg, profile, data, root, progress)
+        judge, judge_acc = classifier.load_or_train(cfg, profile, data, run.root, progress)
         table = classifier.coherence(model, judge, data, cfg.eval.eval_seed + 2)
         store.write_text(folder / "coherence.csv", table.to_csv(index=False))
         metrics["coherence"] = {
@@ -220,19 +223,18 @@ def _face_results(cfg, profile, model, data, folder, root, progress) -> tuple[di
     return metrics, faces.face_arrays(model, data)
 
 
-def run_one(cfg: RunConfig, profile: str, device=None, root: Path | None = None, progress=True):
-    """Train and evaluate one run into results/<profile>/runs/<run_id>/; return its metrics.
+def run_one(run: Run, device=None, progress=True) -> dict:
+    """Train and evaluate one run into <root>/<profile>/runs/<run_id>/; return its metrics.
 
     A run already marked DONE is read back, not recomputed; an interrupted one resumes.
     """
-    datasets.check(cfg)  # the CLI's checks, before any file or lock
-    folder = store.run_dir(profile, cfg.run_id, root)
-    if store.finished(folder):
-        return store.read_json(folder / "metrics.json")
-    with store.run_lock(folder):  # a concurrent `reproduce` or `run` shares the work
-        if store.check_run(folder) != "done":
-            train_run(cfg, profile, device, root, progress)
-        return evaluate_run(cfg, profile, device, root, progress)
+    datasets.check(run.cfg)  # the CLI's checks, before any file or lock
+    if run.finished():
+        return run.metrics()
+    with store.run_lock(run.folder):  # a concurrent `reproduce` or `run` shares the work
+        if run.state() != "done":
+            train_run(run, device, progress)
+        return evaluate_run(run, device, progress)
 
 
 def _npz_bytes(arrays: dict) -> bytes:
@@ -244,27 +246,34 @@ def _npz_bytes(arrays: dict) -> bytes:
 # --------------------------------------------------------------- the same, as notebooks
 
 
-def run_parameters(cfg: RunConfig, profile: str, device: str | None) -> dict:
+def run_parameters(run: Run, device: str | None) -> dict:
     """papermill parameters of train/evaluate.ipynb: the whole config, which the notebook
-    rebuilds (config.notebook_config) and checks against the run id."""
-    config = json.loads(json.dumps(cfg.to_dict()))  # plain literals: tuples become lists
-    return {"profile": profile, "config": config, "device": device, "run_id": cfg.run_id}
+    rebuilds (config.notebook_config) and checks against the run id. The results folder
+    travels in the kernel's environment (environment.Environment)."""
+    config = json.loads(json.dumps(run.cfg.to_dict()))  # plain literals: tuples become lists
+    return {"profile": run.profile, "config": config, "device": device, "run_id": run.id}
 
 
-def run_with_notebooks(cfg: RunConfig, profile: str, device, cwd: Path, env=None) -> str:
+def run_with_notebooks(run: Run, device, cwd: Path, env=None) -> str:
     """One run as `jmvae reproduce` makes it: notebooks/train.ipynb then evaluate.ipynb executed
     into the run's folder (each calls train_run / evaluate_run above), in kernels started with
-    `env` (an environment.Environment; None: this process's). -> 'ran' or 'cached'."""
+    `env` (an environment.Environment whose results folder is the run's; None: this
+    process's). -> 'ran' or 'cached'."""
     from jmvae_core.study.execution import execute  # papermill: only for notebook runs
 
-    folder = store.run_dir(profile, cfg.run_id, env.results_dir if env else None)
-    if store.finished(folder):  # read-only: repairs happen under the lock
+    if env is not None:  # the kernels write under env's results folder: the run lives there
+        if run.root is None:
+            run = Run(run.cfg, run.profile, env.results_dir)
+        elif Path(run.root).resolve() != Path(env.results_dir).resolve():
+            raise ValueError(f"run {run.id} is under {run.root}, its kernels' results elsewhere")
+    folder = run.folder
+    if run.finished():  # read-only: repairs happen under the lock
         return "cached"
     with store.run_lock(folder, on_wait=_tell_waiting):  # another process may be making it
-        state = store.check_run(folder)
+        state = run.state()
         if state == "done":
             return "cached"  # made by the process that held the lock
-        params = run_parameters(cfg, profile, device)
+        params = run_parameters(run, device)
         for name in RUN_NOTEBOOKS:
             if name == "train" and state == "trained":
                 continue  # trained earlier; keep the executed notebook that shows the training
