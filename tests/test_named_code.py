@@ -41,5 +41,5 @@ def test_the_checker_tells_a_moved_name_from_a_present_one():
 @pytest.mark.parametrize("path", list(_texts()), ids=lambda p: p.name)
 def test_every_named_module_or_function_exists(path):
     names = sorted(set(NAME.findall(path.read_text())))
-    missing = [n.rstrip(".") for n in names if not _resolves(n.rstrip("."))]
+    missing = [n for n in names if not _resolves(n)]
     assert not missing, f"{path.name} names code that does not exist: {missing}"
