@@ -65,9 +65,9 @@ def smoke(tmp_path_factory, monkeypatch_module):
     )
     environ, seen = dict(os.environ), []
 
-    def watched(run, device, cwd, env):  # each run, as the executor starts it
+    def watched(run, device, cwd, env, kernels):  # each run, as the executor starts it
         seen.append((dict(os.environ) == environ, env))
-        return run_with_notebooks(run, device, cwd, env)
+        return run_with_notebooks(run, device, cwd, env, kernels)
 
     try:
         with pytest.MonkeyPatch.context() as mp:

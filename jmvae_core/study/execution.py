@@ -3,6 +3,13 @@
 Every notebook the study executes (a run's train/evaluate, the result notebooks) goes through
 `execute`: the kernel starts with the variables of an `environment.Environment` and nothing is
 set in this process's os.environ. Imports papermill and nbformat only when called.
+
+A kernel pays about 5 s before its first cell's work (the kernel itself, then importing torch,
+torch._dynamo, which every optimiser step imports, pandas and the package), more than a smoke
+run's training. `Kernels` keeps one kernel per working folder and environment for the
+notebooks one thread executes in turn (the runs of a plan, the result notebooks): before each
+notebook the kernel's namespace, execution counter and once-only warning registry are cleared,
+so a notebook sees what a fresh kernel shows it, except that imported modules stay imported.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ class NotebookFailed(RuntimeError):
 
 
 def _kernel_manager(variables: dict[str, str]):
-    """An AsyncKernelManager class whose kernels start with `variables` as their environment."""
+    """An AsyncKernelManager class whose kernels start with `variables` as their environment
+    and which keeps the clients it hands out (papermill leaves them open on a kept kernel)."""
     from jupyter_client import AsyncKernelManager
 
     class KernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw)
+            self.handed_out = []
             if os.name == "posix":  # local sockets, no TCP port (and no "without encryption"
                 # warning), named apart: kernels started at the same time must not share them
                 self.transport = "ipc"
@@ -36,22 +45,107 @@ def _kernel_manager(variables: dict[str, str]):
         async def start_kernel(self, **kw):
             return await super().start_kernel(**{"env": dict(variables), **kw})
 
+        def client(self, **kw):
+            kc = super().client(**kw)
+            self.handed_out.append(kc)
+            return kc
+
+        def close_clients(self) -> None:
+            while self.handed_out:
+                self.handed_out.pop().stop_channels()
+
     return KernelManager
+
+
+# Run in a kept kernel before each notebook after its first: what a fresh kernel would not have.
+# The catch-all "default" filter equals Python's default action; adding it (once) marks the
+# filters changed, which makes every module's once-only warning registry stale.
+_RESET = """\
+import sys as _sys, warnings as _warnings
+_warnings.simplefilter("default", append=True)
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+get_ipython().run_line_magic("reset", "-f")
+get_ipython().execution_count = 1
+__import__("gc").collect()
+"""
+KERNEL_TIMEOUT_S = 120  # to answer after a start or a reset
+
+
+class Kernels:
+    """Kernels kept for the notebooks that one thread executes in turn: one per working folder
+    and environment, cleared before each reuse (see the module's docstring), restarted when
+    one has died, shut down by `close` (a context manager). Use it from the thread that made
+    it: a kernel's manager lives in that thread's event loop."""
+
+    def __init__(self):
+        self._thread = threading.get_ident()
+        self._managers: dict[tuple, object] = {}
+
+    def __enter__(self) -> Kernels:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def manager(self, variables: dict[str, str], cwd: Path):
+        """The kernel manager for notebooks run in `cwd` with `variables`: a new one (its
+        kernel started by the first notebook), or the kept one, cleared."""
+        from jupyter_core.utils import run_sync
+
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("Kernels is used from another thread than the one that made it")
+        key = (str(Path(cwd).resolve()), tuple(sorted(variables.items())))
+        km = self._managers.get(key)
+        if km is not None and km.has_kernel and run_sync(km.is_alive)():
+            run_sync(_clear)(km)
+            return km
+        if km is not None:  # its kernel died: start another
+            run_sync(km.cleanup_resources)()
+        km = self._managers[key] = _kernel_manager(variables)(kernel_name="python3")
+        return km
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        while self._managers:
+            km = self._managers.popitem()[1]
+            km.close_clients()
+            if km.has_kernel:
+                run_sync(km.shutdown_kernel)(now=False)
+
+
+async def _clear(km) -> None:
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=KERNEL_TIMEOUT_S)
+        reply = await kc.execute_interactive(
+            _RESET, silent=True, store_history=False, allow_stdin=False, timeout=KERNEL_TIMEOUT_S
+        )
+    finally:
+        km.close_clients()
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"clearing a kept kernel failed: {reply['content'].get('evalue')}")
 
 
 def execute(
     notebook: str, output: Path, parameters: dict, cwd: Path, inputs: str | None = None,
-    env: Environment | None = None,
+    env: Environment | None = None, kernels: Kernels | None = None,
 ) -> None:  # fmt: skip
     """Execute notebooks/<notebook>.ipynb with papermill into `output`, in a kernel started
-    with `env`'s variables (None: this process's environment); explain failures."""
+    with `env`'s variables (None: this process's environment): a kernel of its own, or the
+    kept one of `kernels`; explain failures."""
     import papermill as pm
 
     source = cwd / "notebooks" / f"{notebook}.ipynb"
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     variables = dict(os.environ) if env is None else env.kernel_variables()
-    manager = {"kernel_manager_class": _kernel_manager(variables)}
+    if kernels is None:
+        manager = {"kernel_manager_class": _kernel_manager(variables)}
+    else:  # kept: papermill neither starts another kernel nor shuts this one down
+        manager = {"km": kernels.manager(variables, cwd)}
     # papermill saves after every cell: it writes a sibling, renamed over `output` when done, so
     # that no reader (another process, the book) ever meets a half-written notebook
     tmp = output.with_name(f"tmp-{os.getpid()}-{threading.get_ident()}-{output.name}")
@@ -68,6 +162,9 @@ def execute(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if kernels is not None:
+            manager["km"].close_clients()
     relative_paths(tmp, cwd, inputs, output=output)
     os.replace(tmp, output)
 

@@ -10,13 +10,16 @@ with dask-jobqueue; without it a LocalCluster is started on this machine.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from jmvae_core.config import ConfigError, RunConfig, architecture
 from jmvae_core.environment import Environment
 from jmvae_core.store import Run
+from jmvae_core.study.execution import Kernels
 from jmvae_core.study.runs import run_with_notebooks
 
 EXECUTORS = ("local", "dask")
@@ -41,18 +44,50 @@ def run_group(cfg_dicts: list[dict], profile: str, device, book: str, env: dict)
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
     environment = Environment.from_dict(env)
     runs = [Run(cfg, profile, environment.results_dir) for cfg in cfgs]
-    return [(run.id, run_with_notebooks(run, device, Path(book), environment)) for run in runs]
+    with Kernels() as kernels:  # the group's notebooks share one kernel
+        return [
+            (run.id, run_with_notebooks(run, device, Path(book), environment, kernels))
+            for run in runs
+        ]
 
 
 def run_local(cfgs, profile, device, book: Path, jobs: int, on_done: Callable, env) -> None:
-    """Each run in a thread of this process (each run is a papermill kernel of its own)."""
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {
-            pool.submit(run_with_notebooks, Run(c, profile, env.results_dir), device, book, env): c
-            for c in cfgs
-        }
-        for future, cfg in futures.items():
+    """The runs on `jobs` threads of this process, each thread taking the next run of the plan
+    and executing its notebooks in the thread's one kept kernel (execution.Kernels);
+    `on_done(run_id, future)` is called in plan order."""
+    todo = queue.SimpleQueue()
+    futures = {}
+    for cfg in cfgs:
+        futures[cfg] = Future()
+        todo.put(cfg)
+
+    def worker():
+        with Kernels() as kernels:
+            while True:
+                try:
+                    cfg = todo.get_nowait()
+                except queue.Empty:
+                    return
+                future = futures[cfg]
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    run = Run(cfg, profile, env.results_dir)
+                    future.set_result(run_with_notebooks(run, device, book, env, kernels))
+                except BaseException as e:  # handed to on_done, as a pool would
+                    future.set_exception(e)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
+    for thread in threads:
+        thread.start()
+    try:
+        for cfg, future in futures.items():
             on_done(cfg.run_id, future)
+    finally:
+        for future in futures.values():
+            future.cancel()  # after an interrupt: no run not yet started starts
+        for thread in threads:
+            thread.join()
 
 
 def run_dask(

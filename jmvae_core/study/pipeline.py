@@ -25,7 +25,7 @@ from jmvae_core import environment, store
 from jmvae_core.config import DATASETS, ConfigError, RunConfig, plan, select_runs, successors_plan
 from jmvae_core.environment import REPO_ROOT, THREADS_ENV, Environment
 from jmvae_core.pages.status import FACE_NOTEBOOKS, RESULT_NOTEBOOKS, _execution, status_sources
-from jmvae_core.study.execution import NotebookFailed, execute
+from jmvae_core.study.execution import Kernels, NotebookFailed, execute
 from jmvae_core.study.executors import EXECUTORS, run_dask, run_local
 from jmvae_core.training.fit import check_device, pick_device
 
@@ -235,14 +235,14 @@ def _make_pages(book: Path, notebooks, build, profile, dataset, env, bar, log):
     up to date) and neither reads a notebook the other is writing. -> (the notebooks' folder,
     the book's folder or None when not built)."""
     waiting = lambda _: log(f"{book}: another process is making its pages; waiting for it")  # noqa: E731
-    with store.run_lock(book / "_build", on_wait=waiting):
+    with store.run_lock(book / "_build", on_wait=waiting), Kernels() as kernels:
         for name in notebooks:
             bar.set_postfix_str(name)
             path = book / "notebooks" / f"{name}.ipynb"
             key = inputs_key(path, profile, dataset, env.results_dir)
             params = {"profile": profile} | ({"dataset": dataset} if name == "celeba" else {})
             if _stored_key(path) != key:  # nothing to redo: nothing rewritten
-                execute(name, path, params, book, inputs=key, env=env)
+                execute(name, path, params, book, inputs=key, env=env, kernels=kernels)
             bar.update()
         if not build:
             return book / "notebooks", None

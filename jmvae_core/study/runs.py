@@ -254,11 +254,12 @@ def run_parameters(run: Run, device: str | None) -> dict:
     return {"profile": run.profile, "config": config, "device": device, "run_id": run.id}
 
 
-def run_with_notebooks(run: Run, device, cwd: Path, env=None) -> str:
+def run_with_notebooks(run: Run, device, cwd: Path, env=None, kernels=None) -> str:
     """One run as `jmvae reproduce` makes it: notebooks/train.ipynb then evaluate.ipynb executed
     into the run's folder (each calls train_run / evaluate_run above), in kernels started with
     `env` (an environment.Environment whose results folder is the run's; None: this
-    process's). -> 'ran' or 'cached'."""
+    process's): kernels of their own, or the kept ones of `kernels` (execution.Kernels).
+    -> 'ran' or 'cached'."""
     from jmvae_core.study.execution import execute  # papermill: only for notebook runs
 
     if env is not None:  # the kernels write under env's results folder: the run lives there
@@ -277,7 +278,7 @@ def run_with_notebooks(run: Run, device, cwd: Path, env=None) -> str:
         for name in RUN_NOTEBOOKS:
             if name == "train" and state == "trained":
                 continue  # trained earlier; keep the executed notebook that shows the training
-            execute(name, folder / f"{name}.ipynb", params, cwd, env=env)
+            execute(name, folder / f"{name}.ipynb", params, cwd, env=env, kernels=kernels)
     return "ran"
 
 
