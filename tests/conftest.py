@@ -45,8 +45,9 @@ def one_thread():
 # Under pytest-xdist (--dist loadfile) files are handed to the workers in collection order: the
 # longest files first (measured with --durations), so that the workers finish together.
 LONGEST_FIRST = (
-    "test_pipeline.py", "test_faces_pipeline.py", "test_gpu_paper_mnist.py", "test_notebooks.py",
-    "test_long_runs.py", "test_cli_errors.py", "test_batched_step.py", "test_book_browser.py",
+    "test_pipeline.py", "test_gpu_paper_mnist.py", "test_faces_pipeline.py", "test_notebooks.py",
+    "test_benchmarks.py", "test_whole_plan.py", "test_batched_step.py", "test_cli_errors.py",
+    "test_book_browser.py", "test_long_runs.py",
 )  # fmt: skip
 
 

@@ -132,6 +132,8 @@ def _same_as_runs_py(folder: Path, tmp_path: Path) -> None:
     """runs.evaluate_run on a copy of the trained run writes the script's metrics and arrays."""
     copy = store.run_dir("paper", folder.name, tmp_path / "runs_py")
     shutil.copytree(folder, copy)
+    for judge in folder.parents[1].glob("digit-judge-*"):  # a cache, not trained again
+        shutil.copytree(judge, copy.parents[1] / judge.name, dirs_exist_ok=True)
     for name in ("metrics.json", "arrays.npz", "DONE"):
         (copy / name).unlink()
     config = store.read_json(folder / "config.json")
