@@ -1,6 +1,7 @@
 """Kept kernels (jmvae_core.study.execution.Kernels): notebooks executed one after another in
 one kernel see what a fresh kernel shows them (no earlier names, counts from 1, warnings
-shown again, no open figure), one kernel serves them, and a dead kernel is replaced."""
+shown again, no open figure, subnormal floats kept), one kernel serves them, and a dead kernel
+is replaced."""
 
 import json
 import os
@@ -28,14 +29,16 @@ def _notebook(folder, name, *sources):
 # what a notebook can see of the notebooks before it in the same kernel; the warning comes from
 # one line of an imported module, as a library's would (shown once per kernel unless cleared)
 PEEK = (
-    "import json, os, warner\n"
+    "import json, os, torch, warner\n"
     "import matplotlib\n"
     "matplotlib.use('agg')\n"
     "import matplotlib.pyplot as plt\n"
     "warner.warn()\n"
     "seen = {'left': 'left_behind' in dir(), 'pid': os.getpid(),\n"
-    "        'figures': len(plt.get_fignums()), 'count': get_ipython().execution_count}\n"
+    "        'figures': len(plt.get_fignums()), 'count': get_ipython().execution_count,\n"
+    "        'subnormals': float(torch.tensor([1e-39]) * 1) > 0}\n"
     "left_behind = plt.figure()\n"
+    "torch.set_flush_denormal(True)  # as fit does on the CPU\n"
     "json.dump(seen, open(out, 'w'))"
 )
 
@@ -67,7 +70,7 @@ def test_notebooks_in_a_kept_kernel_see_what_a_fresh_kernel_shows_them(tmp_path)
     execution.execute("peek", tmp_path / "fresh.ipynb", {"out": str(fresh)}, tmp_path)
     fresh_seen = json.loads(fresh.read_text())
     assert len({s["pid"] for s in seen}) == 1 and fresh_seen["pid"] != seen[0]["pid"]
-    assert fresh_seen["figures"] == 0 and not fresh_seen["left"]
+    assert fresh_seen["figures"] == 0 and not fresh_seen["left"] and fresh_seen["subnormals"]
     assert all({**s, "pid": 0} == {**fresh_seen, "pid": 0} for s in seen), seen
     assert _outputs(tmp_path / "fresh.ipynb")[1]  # the warning shows in a fresh kernel
     assert counts == [_outputs(tmp_path / "fresh.ipynb")] * 3  # counts 1, 2, ...; warned

@@ -9,7 +9,9 @@ torch._dynamo, which every optimiser step imports, pandas and the package), more
 run's training. `Kernels` keeps one kernel per working folder and environment for the
 notebooks one thread executes in turn (the runs of a plan, the result notebooks): before each
 notebook the kernel's namespace, execution counter and once-only warning registry are cleared,
-so a notebook sees what a fresh kernel shows it, except that imported modules stay imported.
+and torch's process-wide switches (subnormal flushing, which training sets; grad mode) are put
+back, so a notebook sees what a fresh kernel shows it, except that imported modules stay
+imported.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ import sys as _sys, warnings as _warnings
 _warnings.simplefilter("default", append=True)
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
+if "torch" in _sys.modules:  # fit flushes subnormals for its epochs; a fresh kernel does not
+    _sys.modules["torch"].set_flush_denormal(False)
+    _sys.modules["torch"].set_grad_enabled(True)
+    if _sys.modules["torch"].cuda.is_initialized():
+        _sys.modules["torch"].cuda.empty_cache()  # the cached blocks of the last notebook
 get_ipython().run_line_magic("reset", "-f")
 get_ipython().execution_count = 1
 __import__("gc").collect()
