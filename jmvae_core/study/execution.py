@@ -7,11 +7,9 @@ set in this process's os.environ. Imports papermill and nbformat only when calle
 A kernel pays about 5 s before its first cell's work (the kernel itself, then importing torch,
 torch._dynamo, which every optimiser step imports, pandas and the package), more than a smoke
 run's training. `Kernels` keeps one kernel per working folder and environment for the
-notebooks one thread executes in turn (the runs of a plan, the result notebooks): before each
-notebook the kernel's namespace, execution counter and once-only warning registry are cleared,
-and torch's process-wide switches (subnormal flushing, which training sets; grad mode) are put
-back, so a notebook sees what a fresh kernel shows it, except that imported modules stay
-imported.
+notebooks one thread executes in turn (the runs of a plan, the result notebooks), and puts
+back before each notebook what the notebook before it left (`_RESET`), so that a notebook sees
+what a fresh kernel shows it, except that imported modules stay imported.
 """
 
 from __future__ import annotations
@@ -59,19 +57,22 @@ def _kernel_manager(variables: dict[str, str]):
     return KernelManager
 
 
-# Run in a kept kernel before each notebook after its first: what a fresh kernel would not have.
-# The catch-all "default" filter equals Python's default action; adding it (once) marks the
-# filters changed, which makes every module's once-only warning registry stale.
+# Run in a kept kernel before each notebook after its first: the once-only warning registry
+# (the catch-all "default" filter equals Python's default action; adding it marks the filters
+# changed, which makes every module's registry stale), open figures, torch's process-wide
+# switches (fit flushes subnormals for its epochs; a fresh kernel does not), the CUDA cache,
+# then the namespace and the execution counter.
 _RESET = """\
 import sys as _sys, warnings as _warnings
 _warnings.simplefilter("default", append=True)
-if "matplotlib.pyplot" in _sys.modules:
-    _sys.modules["matplotlib.pyplot"].close("all")
-if "torch" in _sys.modules:  # fit flushes subnormals for its epochs; a fresh kernel does not
-    _sys.modules["torch"].set_flush_denormal(False)
-    _sys.modules["torch"].set_grad_enabled(True)
-    if _sys.modules["torch"].cuda.is_initialized():
-        _sys.modules["torch"].cuda.empty_cache()  # the cached blocks of the last notebook
+_plt, _torch = _sys.modules.get("matplotlib.pyplot"), _sys.modules.get("torch")
+if _plt is not None:
+    _plt.close("all")
+if _torch is not None:
+    _torch.set_flush_denormal(False)
+    _torch.set_grad_enabled(True)
+    if _torch.cuda.is_initialized():
+        _torch.cuda.empty_cache()
 get_ipython().run_line_magic("reset", "-f")
 get_ipython().execution_count = 1
 __import__("gc").collect()
@@ -115,9 +116,8 @@ class Kernels:
     def close(self) -> None:
         from jupyter_core.utils import run_sync
 
-        while self._managers:
+        while self._managers:  # their clients are closed after each notebook
             km = self._managers.popitem()[1]
-            km.close_clients()
             if km.has_kernel:
                 run_sync(km.shutdown_kernel)(now=False)
 

@@ -55,10 +55,9 @@ def run_local(cfgs, profile, device, book: Path, jobs: int, on_done: Callable, e
     """The runs on `jobs` threads of this process, each thread taking the next run of the plan
     and executing its notebooks in the thread's one kept kernel (execution.Kernels);
     `on_done(run_id, future)` is called in plan order."""
+    futures = {cfg: Future() for cfg in cfgs}
     todo = queue.SimpleQueue()
-    futures = {}
     for cfg in cfgs:
-        futures[cfg] = Future()
         todo.put(cfg)
 
     def worker():
