@@ -43,7 +43,7 @@ def test_table1_has_one_row_per_model_and_marks_missing_estimators():
 
 def test_spread_is_the_sd_over_seeds_when_there_are_several():
     runs = [_run("vae", seed=1, marginal=-90.0), _run("vae", seed=2, marginal=-92.0)]
-    assert tables.table1(runs).loc["VAE", "log p(x)"] == "-91.00 ± 1.41"
+    assert tables.table1(runs).loc["VAE", "log p(x)"] == "-91.00 ± 1.41 (2 seeds)"
 
 
 def test_paper_table_fills_only_the_cell_the_paper_gives():

@@ -73,13 +73,15 @@ def table1(runs: list[dict], latent_dim: int = 64, estimators=None) -> pd.DataFr
     """Table 1 of the study: rows = models, columns = estimators (all, or `estimators`, e.g.
     BOTH_INPUTS), 'mean ± spread' strings. Models without any of them are left out.
 
-    The spread is the sd over seeds when there are several, else the test-set standard error.
+    The spread is the sd over seeds when there are several (the cell then names how many: an
+    sd over two seeds is a rough figure), else the test-set standard error.
     """
     s = _order(summary(runs, latent_dim))
     spread = np.where(s["seeds"] > 1, s["sd"], s["sem"])
+    seeds = [f" ({n} seeds)" if n > 1 else "" for n in s["seeds"]]
     s = s.assign(
         model=[run_label(v, a) for v, a in zip(s["variant"], s["alpha"], strict=True)],
-        cell=[f"{m:.2f} ± {e:.2f}" for m, e in zip(s["mean"], spread, strict=True)],
+        cell=[f"{m:.2f} ± {e:.2f}{n}" for m, e, n in zip(s["mean"], spread, seeds, strict=True)],
     )
     wide = s.pivot(index="model", columns="estimator", values="cell")
     models = list(dict.fromkeys(s["model"]))
