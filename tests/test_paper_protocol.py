@@ -93,3 +93,15 @@ def test_claims_at_the_paper_protocol_are_judged_where_their_runs_exist(paper_ro
     assert "α=0.1)" not in three["evidence"]  # finished: not named missing
     none = paper_protocol.claims([])
     assert (none["verdict"] == tables.NOT_AVAILABLE).all()
+    assert list(none["seeds"]) == ["none"] * 3
+
+
+def test_a_claim_names_only_the_seeds_all_of_its_models_have(paper_root):
+    root, kl, vae = paper_root
+    paper = paper_protocol.load(root)
+    seed2 = [{**r, "seed": 2} for r in paper]  # both models also have a seed 2
+    vae_seed3 = [{**r, "seed": 3} for r in paper if r["run_id"] == vae]  # VAE alone a seed 3
+    table = paper_protocol.claims(paper + seed2 + vae_seed3)
+    assert table.iloc[0]["seeds"] == "1, 2"  # claim 1 pairs JMVAE-kl with the VAE
+    assert "seed(s) 1, 2;" in table.iloc[0]["evidence"]
+    assert table.iloc[1]["seeds"] == "1, 2" and table.iloc[2]["seeds"] == "none"

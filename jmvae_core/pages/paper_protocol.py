@@ -89,9 +89,9 @@ def claims(paper_runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
         3: [("jmvae_zero", 0.0), *(("jmvae_kl", a) for a in ALPHAS)],
     }
     judge = {1: verdicts._claim1, 2: verdicts._claim2, 3: verdicts._claim3}
-    seeds = ", ".join(map(str, sorted({r["seed"] for r in paper_runs})))
     rows = []
     for n, need in needs.items():
+        seeds = claim_seeds(paper_runs, need)
         missing = [
             tables.run_label(v, a) for v, a in need if not verdicts.select_runs(paper_runs, v, a)
         ]
@@ -106,5 +106,24 @@ def claims(paper_runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
             if n != 2:  # claim 2 rests on proportions over images, not on a seed spread
                 source = verdicts.seed_sd(paper_runs, "jmvae_kl", alpha, "marginal")[1]
                 row["evidence"] += f", seed(s) {seeds}; seed spread from {source}"
-        rows.append({**row, "claim": verdicts.CLAIMS[n]})
+        rows.append({**row, "claim": verdicts.CLAIMS[n], "seeds": seeds})
     return pd.DataFrame(rows).set_index("claim")
+
+
+def claim_seeds(paper_runs: list[dict], need) -> str:
+    """The seeds every model of a claim has finished ('1, 2'), which its differences pair;
+    'none' while one of them has none."""
+    have = [{r["seed"] for r in verdicts.select_runs(paper_runs, v, a)} for v, a in need]
+    return ", ".join(map(str, sorted(set.intersection(*have)))) or "none"
+
+
+def glue_claims(paper_runs: list[dict], alpha: float = 0.1) -> None:
+    """Glue claims 1-3 at the paper's protocol for the pages that cite them (myst-nb; inside an
+    executing notebook): the verdicts as claim<N>_paper_verdict, the seeds each claim pairs as
+    claim<N>_paper_seeds, and the claims as MyST text under claims_paper_md."""
+    from myst_nb import glue
+
+    table = claims(paper_runs, alpha)
+    verdicts.glue_verdicts(table, "claims_paper_md", suffix="_paper")
+    for i, seeds in enumerate(table["seeds"], start=1):
+        glue(f"claim{i}_paper_seeds", seeds, display=False)
