@@ -50,10 +50,13 @@ import dataclasses
 import importlib.machinery
 import io
 import json
+import math
 import shutil
+import signal
 import sys
 import tarfile
 import time
+import traceback
 import types
 import warnings
 from pathlib import Path
@@ -71,6 +74,16 @@ RUN_FILES = (
     "probe.json", "DONE",
 )  # fmt: skip
 JUDGE_FILES = ("accuracy.json", "DONE")  # the digit judge's record (its weights stay behind)
+# The plan made a piece at a time, one GPU command each, in this order (each a run filter;
+# together they hold the 39 runs once): the headline's seeds first, then its baseline.
+PIECES = {
+    "jmvae_kl-a0.1": {"variants": {"jmvae_kl"}, "alphas": {0.1}, "latents": {64}},
+    "vae": {"variants": {"vae"}, "latents": {64}},
+    "cvae": {"variants": {"cvae"}, "latents": {64}},
+    "jmvae_zero-cmma": {"variants": {"jmvae_zero", "cmma"}, "latents": {64}},
+    "jmvae_kl-a0.01-a1": {"variants": {"jmvae_kl"}, "alphas": {0.01, 1.0}, "latents": {64}},
+    "latent-2": {"latents": {2}},
+}
 CHECK_TOLERANCE = 1e-4  # graph vs eager self-check: relative losses, absolute weights
 TF32_LIMIT = 0.1  # nats: the largest mean shift of log p(x) under which TF32 may train
 
@@ -127,6 +140,15 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--n-prior", type=int, help="prior samples for log p(w) (default: 5000)")
     p.add_argument("--n-judged", type=int, help="images per digit for the judge (default: 1000)")
     p.add_argument("--groups", help="a subset of the groups, e.g. jmvae_kl-z64,vae-z2")
+    p.add_argument("--piece", help=f"one piece of the plan: {', '.join(PIECES)}; or 'next', "
+                   "the first with a run not done")  # fmt: skip
+    p.add_argument("--variant", help="only these variants, e.g. jmvae_kl,vae")
+    p.add_argument("--alpha", help="only these alphas, e.g. 0.1 (0 for models without one)")
+    p.add_argument("--latent", help="only these latent sizes, e.g. 64")
+    p.add_argument("--seeds", help="only these seeds, e.g. 2-5 or 1,3")
+    p.add_argument("--committed", type=Path, default=ROOT / "results",
+                   help="results folder whose DONE runs are skipped (default: the "
+                   "repository's results/; '' for none)")  # fmt: skip
     p.add_argument("--device", default="cuda")
     p.add_argument("--step-mode", choices=("graph", "compile-graph", "compile", "eager"),
                    default="graph", help="graph modes need CUDA (eager elsewhere)")  # fmt: skip
@@ -165,6 +187,76 @@ def select(cfgs, wanted: str | None) -> list:
     if unknown:
         raise SystemExit(f"unknown group(s) {unknown}; known: {', '.join(known)}")
     return [c for c in cfgs if group_name(c) in names]
+
+
+def _numbers(text: str | None, kind, option: str) -> set | None:
+    """A comma list of numbers ("0.01,1"), or for seeds also a range ("2-5"); None if absent."""
+    if not text:
+        return None
+    try:
+        if kind is int and "-" in text:
+            first, last = (int(t) for t in text.split("-"))
+            return set(range(first, last + 1))
+        return {kind(t) for t in text.split(",") if t.strip()}
+    except ValueError:
+        raise SystemExit(f"{option} {text!r}: expected numbers such as 2-5 or 1,3") from None
+
+
+def run_filter(args) -> dict:
+    """The filter of --piece (a named one; 'next' is resolved later) and of --variant,
+    --alpha, --latent and --seeds together: each given option narrows the plan further."""
+    spec: dict = {}
+    if args.piece and args.piece != "next":
+        if args.piece not in PIECES:
+            raise SystemExit(f"unknown piece {args.piece!r}; known: {', '.join(PIECES)}, next")
+        spec = dict(PIECES[args.piece])
+    for key, value in (
+        ("variants", {v.strip() for v in args.variant.split(",")} if args.variant else None),
+        ("alphas", _numbers(args.alpha, float, "--alpha")),
+        ("latents", _numbers(args.latent, int, "--latent")),
+        ("seeds", _numbers(args.seeds, int, "--seeds")),
+    ):
+        if value is not None:
+            spec[key] = value if key not in spec else spec[key] & value
+    return spec
+
+
+def narrow(cfgs, variants=None, alphas=None, latents=None, seeds=None) -> list:
+    """The runs that pass every given part of a filter, in plan order."""
+
+    def keep(c) -> bool:
+        return (
+            (variants is None or c.model.variant in variants)
+            and (alphas is None or any(math.isclose(c.model.alpha, a) for a in alphas))
+            and (latents is None or c.model.latent_dim in latents)
+            and (seeds is None or c.train.seed in seeds)
+        )
+
+    return [c for c in cfgs if keep(c)]
+
+
+def committed_done(cfgs, committed: Path | None) -> list[str]:
+    """The run ids among `cfgs` that the committed results folder holds as DONE (checked, not
+    trusted: DONE over this run's readable metrics.json); nothing there is changed."""
+    if committed is None or not str(committed):
+        return []
+    return [
+        c.run_id
+        for c in cfgs
+        if store.is_done(folder := store.run_dir(PROFILE, c.run_id, committed))
+        and store.metrics_problem(folder / "metrics.json", c.run_id) is None
+    ]
+
+
+def next_piece(cfgs, skip: set[str], out: Path) -> str | None:
+    """The first piece of PIECES with a run neither in `skip` nor DONE under `out`."""
+    for name, spec in PIECES.items():
+        if any(
+            c.run_id not in skip and not store.is_done(store.run_dir(PROFILE, c.run_id, out))
+            for c in narrow(cfgs, **spec)
+        ):
+            return name
+    return None
 
 
 class Budget:
@@ -401,6 +493,18 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
     overrides |= {"k": args.k, "n_prior": args.n_prior, "n_judged": args.n_judged}
     cfgs = select(plan(PROFILE, **{k: v for k, v in overrides.items() if v is not None}),
                   args.groups)  # fmt: skip
+    cfgs = narrow(cfgs, **run_filter(args))
+    committed = set(committed_done(cfgs, args.committed))
+    if args.piece == "next":
+        entry["piece"] = next_piece(cfgs, committed, args.out / "results")
+        print(f"next piece: {entry['piece'] or 'none (every run is done)'}", flush=True)
+        cfgs = narrow(cfgs, **PIECES[entry["piece"]]) if entry["piece"] else []
+    entry["committed"] = sorted(committed & {c.run_id for c in cfgs})
+    cfgs = [c for c in cfgs if c.run_id not in committed]  # made before: not made again
+    entry["run_ids"] = [c.run_id for c in cfgs]
+    if not cfgs:
+        entry["runs"] = entry["cached"] = 0
+        return []
     data = load_data(args, device)
     folders = [store.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
     states = [store.check_run(f) for f in folders]  # damaged markers are removed, named
@@ -463,8 +567,20 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
     return folders
 
 
+class Terminated(Exception):
+    """SIGTERM arrived (a time limit, a stopped job): raised so that the call still writes
+    what it finished."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(f"signal {signal.Signals(signum).name}")
+
+
 def main(argv=None) -> dict:
-    """Run the study (or what is left of it); returns this call's timing entry."""
+    """Run the study (or what is left of it); returns this call's timing entry. Whatever
+    happens (success, an exception, SIGTERM, the time budget), the call ends by writing the
+    archive of every DONE run, timing.json and the export; a run is in the archive only
+    once DONE, so a run stopped half-way is never brought back."""
     args = parse(argv)
     start = time.perf_counter()
     budget = Budget(args.time_budget, args.reserve)
@@ -473,8 +589,26 @@ def main(argv=None) -> dict:
         raise SystemExit("--device cuda, but torch sees no CUDA device (use --device cpu)")
     entry = {"device": store.device_name(device), "torch": torch.__version__,
              "argv": list(argv if argv is not None else sys.argv[1:])}  # fmt: skip
-    folders = run(args, entry, budget)
-    entry["complete"] = all(store.is_done(f) for f in folders)
+    folders = None
+    kept = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        folders = run(args, entry, budget)
+    except BaseException as error:
+        entry["error"] = "".join(traceback.format_exception_only(error)).strip()
+        print(f"stopped by {entry['error']}: writing what is finished", flush=True)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the last writes are not cut short
+        try:
+            _finish(args, entry, folders, start)
+        finally:
+            signal.signal(signal.SIGTERM, kept)
+    return entry
+
+
+def _finish(args, entry: dict, folders, start: float) -> None:
+    """The archive, timing.json (this call appended) and the export."""
+    entry["complete"] = folders is not None and all(store.is_done(f) for f in folders)
     entry["runs_done"] = write_archive(args.out)
     entry["seconds"] = round(time.perf_counter() - start, 2)
     timing_path = args.out / "timing.json"
@@ -488,7 +622,6 @@ def main(argv=None) -> dict:
         for name in ("paper_results.tar.gz", "timing.json", "log.txt"):
             if (args.out / name).exists():
                 shutil.copyfile(args.out / name, args.export / name)
-    return entry
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +251,103 @@ def test_the_shell_command_runs_end_to_end(tmp_path):
     assert "1 runs done" in (out / "log.txt").read_text()
     entry = json.loads((out / "timing.json").read_text())["calls"][0]
     assert entry["complete"] and entry["step_profile"]["whole_plan"]["runs"] == 1
+
+
+def _args(script, *extra):
+    return script.parse(["--out", "unused", *extra])
+
+
+def test_pieces_hold_every_run_of_the_plan_once_headline_first(script):
+    cfgs = script.plan("paper")
+    pieces = {name: script.narrow(cfgs, **spec) for name, spec in script.PIECES.items()}
+    ids = [c.run_id for runs_ in pieces.values() for c in runs_]
+    assert sorted(ids) == sorted(c.run_id for c in cfgs)  # each run in exactly one piece
+    first = pieces["jmvae_kl-a0.1"]
+    assert [(c.model.variant, c.model.alpha, c.train.seed) for c in first] == [
+        ("jmvae_kl", 0.1, seed) for seed in range(1, 6)
+    ]
+    assert list(script.PIECES)[:2] == ["jmvae_kl-a0.1", "vae"]
+
+
+def test_run_filter_narrows_by_each_option(script):
+    cfgs = script.plan("paper")
+    pick = lambda *a: script.narrow(cfgs, **script.run_filter(_args(script, *a)))  # noqa: E731
+    four = pick("--variant", "jmvae_kl", "--alpha", "0.1", "--latent", "64", "--seeds", "2-5")
+    assert [c.train.seed for c in four] == [2, 3, 4, 5]
+    assert {c.model.alpha for c in four} == {0.1} and {c.model.latent_dim for c in four} == {64}
+    two = pick("--piece", "vae", "--seeds", "1,3")
+    assert [(c.model.variant, c.model.latent_dim, c.train.seed) for c in two] == [
+        ("vae", 64, 1), ("vae", 64, 3)
+    ]  # fmt: skip
+    assert pick("--piece", "vae", "--variant", "cvae") == []  # both apply
+    assert len(pick("--latent", "2")) == 4 and len(pick()) == 39
+    with pytest.raises(SystemExit, match="expected numbers"):
+        pick("--seeds", "two")
+    with pytest.raises(SystemExit, match="unknown piece"):
+        pick("--piece", "vae-z3")
+
+
+def test_committed_runs_are_skipped_and_only_new_ones_come_back(script, tmp_path):
+    """A run DONE in the committed results folder is not made again: a second piece trains
+    only the rest and its archive holds only what it made; --piece next moves on."""
+    base = ["--device", "cpu", *TINY[2:], "--epochs", "1", "--profile-steps", "0"]
+    base += ["--estimator-precision", "fp32", "--latent", "2"]
+    first = tmp_path / "first"
+    made = script.main(["--out", str(first), *base, "--variant", "vae"])
+    assert made["runs_done"] == 1 and made["committed"] == []
+    (vae_id,) = made["run_ids"]
+    second = tmp_path / "second"
+    argv = ["--out", str(second), *base, "--variant", "vae,cvae"]
+    entry = script.main([*argv, "--committed", str(first / "results")])
+    assert entry["committed"] == [vae_id] and entry["runs"] == 1 and entry["runs_done"] == 1
+    assert [r.split("-")[0] for r in entry["run_ids"]] == ["cvae"]
+    with tarfile.open(second / "paper_results.tar.gz") as tar:
+        assert {Path(n).parts[2] for n in tar.getnames() if "/runs/" in n} == set(entry["run_ids"])
+    without = script.main([*argv, "--committed", ""])  # nothing committed: vae made here
+    assert without["committed"] == [] and without["train"]["runs"] == 1
+    cfgs = script.plan("paper", epochs=1, n_train=500, n_test=200, k=10, n_prior=50, n_judged=20)
+    cfgs = script.narrow(cfgs, latents={2})
+    assert script.next_piece(cfgs, set(), second / "results") == "latent-2"  # 2 runs not made
+    done = {c.run_id for c in cfgs}
+    assert script.next_piece(cfgs, done, second / "results") is None
+    nothing = script.main([*argv, "--piece", "next", "--committed", str(second / "results")])
+    assert nothing["piece"] is None and nothing["run_ids"] == []  # both runs made already
+    assert "train" not in nothing and nothing["complete"]
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+def test_an_exception_or_sigterm_in_training_still_brings_back_what_was_finished(
+    script, tmp_path, monkeypatch
+):
+    """A call that raises inside training, and one that receives SIGTERM there: each still
+    writes its archive (the runs DONE before), its timing entry with the error, and the
+    export; nothing of the interrupted run is in the archive."""
+    out, back = tmp_path / "out", tmp_path / "back"
+    base = ["--out", str(out), "--export", str(back), "--device", "cpu", *TINY[2:]]
+    base += ["--epochs", "1", "--profile-steps", "0", "--estimator-precision", "fp32"]
+    base += ["--latent", "2"]
+    script.main([*base, "--variant", "vae"])
+
+    def boom(*args, **kwargs):
+        raise _Boom("inside training")
+
+    def term(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        raise AssertionError("SIGTERM was not delivered")
+
+    for stand_in, raised in ((boom, _Boom), (term, script.Terminated)):
+        with monkeypatch.context() as patch:
+            patch.setattr(script, "fit_batched", stand_in)
+            with pytest.raises(raised):
+                script.main([*base, "--variant", "cvae"])
+        entry = store.read_json(out / "timing.json")["calls"][-1]
+        assert raised.__name__ in entry["error"] and not entry["complete"]
+        assert entry["runs_done"] == 1
+        with tarfile.open(back / "paper_results.tar.gz") as tar:
+            runs_back = {Path(n).parts[2] for n in tar.getnames() if "/runs/" in n}
+        assert [r.split("-")[0] for r in runs_back] == ["vae"]  # not the cvae run
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
