@@ -37,6 +37,11 @@ call on a machine that kept OUT_DIR skips DONE runs and evaluates TRAINED ones.
 With --checkpoint-every N the training state of all runs (about 37 MB per run) is also saved
 every N epochs to OUT_DIR/state/plan.pt and resumed from by a later call.
 
+Pieces: --piece NAME (PIECES, in the order the plan is made) or --piece next, and the run
+filter --variant/--alpha/--latent/--seeds, choose the runs of one call; runs DONE in the
+committed results/ (--committed) are never made again. Whatever ends the call (success, an
+exception, SIGTERM, the budget), it writes the archive of its DONE runs, timing.json and the
+export. gpu_kit/ (scripts/gpu_kit.py) brings MNIST gzipped and the digit judge.
 Needs torch and numpy only. tqdm (imported by jmvae_core) is installed by the .sh from carried
 wheels if missing, else replaced here by a silent stand-in; pandas is not needed.
 Epoch draws are not train.fit's random stream (same distribution): history rows record
@@ -67,6 +72,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 PROFILE = "paper"
 RUN_FILES = (
@@ -117,6 +123,7 @@ def _tqdm_stand_in() -> None:
 _tqdm_stand_in()
 
 import estimator_precision  # noqa: E402
+import gpu_kit  # noqa: E402
 import plan_step  # noqa: E402
 
 from jmvae_core import store  # noqa: E402
@@ -146,6 +153,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--alpha", help="only these alphas, e.g. 0.1 (0 for models without one)")
     p.add_argument("--latent", help="only these latent sizes, e.g. 64")
     p.add_argument("--seeds", help="only these seeds, e.g. 2-5 or 1,3")
+    p.add_argument("--kit", type=Path, default=gpu_kit.KIT,
+                   help="scripts/gpu_kit.py's folder: MNIST gzipped, the digit judge")  # fmt: skip
     p.add_argument("--committed", type=Path, default=ROOT / "results",
                    help="results folder whose DONE runs are skipped (default: the "
                    "repository's results/; '' for none)")  # fmt: skip
@@ -275,15 +284,31 @@ class Budget:
 
 
 def load_data(args, device):
-    """MNIST on `device`, or exit naming the folder the runner must carry."""
+    """MNIST on `device` (unpacked from the kit where data/mnist lacks it), or exit naming
+    what the runner must carry."""
     folder = mnist_dir()
+    if gpu_kit.unpack(args.kit, folder):
+        print(f"MNIST unpacked from {args.kit} into {folder}", flush=True)
     missing = [n for n in MNIST_MD5 if not (folder / n).exists()]
     if missing:
         raise SystemExit(
-            f"MNIST files {missing} are missing from {folder}: carry the repository's "
-            "data/mnist folder (the four uncompressed IDX files) to this machine"
+            f"MNIST files {missing} are missing from {folder}: carry gpu_kit/ (made by "
+            "`python scripts/gpu_kit.py prepare`) or the data/mnist folder to this machine"
         )
     return load_mnist(device=device, n_train=args.n_train, n_test=args.n_test)
+
+
+def install_judge(kit: Path, results: Path) -> str:
+    """The kit's digit judge(s) put where the evaluation looks (results/paper/), unless one
+    is there already; says which judge the runs will be read by."""
+    made = sorted(p for p in kit.glob("digit-judge-*/") if store.is_done(p))
+    for judge in made:
+        target = results / PROFILE / judge.name
+        if not store.is_done(target):
+            shutil.copytree(judge, target, dirs_exist_ok=True)
+    if made:
+        return f"from the kit: {', '.join(p.name for p in made)}"
+    return "none in the kit: trained here on first use"
 
 
 def _subset(data, n_train: int):
@@ -506,6 +531,7 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
         entry["runs"] = entry["cached"] = 0
         return []
     data = load_data(args, device)
+    entry["judge"] = install_judge(args.kit, args.out / "results")
     folders = [store.run_dir(PROFILE, c.run_id, args.out / "results") for c in cfgs]
     states = [store.check_run(f) for f in folders]  # damaged markers are removed, named
     todo = [i for i, state in enumerate(states) if state != "done"]

@@ -3,10 +3,14 @@
 #     bash scripts/gpu_paper_mnist.sh OUT_DIR [options of scripts/gpu_paper_mnist.py]
 # e.g. on a machine lent for one command of at most 10 minutes:
 #     bash scripts/gpu_paper_mnist.sh OUT --time-budget 540 --git-commit "$(git rev-parse HEAD)"
+# or one piece of the plan per command, the next one not yet committed:
+#     bash scripts/gpu_paper_mnist.sh OUT --piece next --time-budget 500
 # A smoke call first, where time allows (a minute): --epochs 3 --precision-epochs 1
 #
 # Needs, relative to the repository root:
-#   data/mnist/   the four uncompressed MNIST IDX files (git-ignored: carry the folder)
+#   gpu_kit/      made here by `python scripts/gpu_kit.py prepare` (git-ignored: carry it):
+#                 MNIST gzipped (unpacked into data/mnist/ on the machine) and the digit
+#                 judge that reads every run's coherence; or data/mnist/ itself
 #   wheels/       optional (git-ignored): wheels to install where a module is missing. Fill it
 #                 on a machine with PyPI access:  python3 -m pip download tqdm --no-deps -d wheels
 #                 Without it, a missing tqdm is replaced by a silent stand-in in the script.
@@ -35,4 +39,8 @@ if ! "$python" -c "import tqdm" 2>/dev/null; then
 fi
 
 export PYTHONUNBUFFERED=1
+# SIGTERM (a time limit's, sent to the whole command) is for the script, which then writes
+# what it finished: this shell and tee ignore it, so the shell waits for those last writes
+# and the log keeps them (the script sets its own handler at its start)
+trap '' TERM
 "$python" scripts/gpu_paper_mnist.py --out "$out" "$@" 2>&1 | tee -a "$out/log.txt"

@@ -25,6 +25,7 @@ import torch
 
 from jmvae_core import store
 from jmvae_core.config import RunConfig, make_config
+from jmvae_core.data.mnist import MNIST_MD5, md5
 from jmvae_core.study import runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,3 +352,76 @@ def test_an_exception_or_sigterm_in_training_still_brings_back_what_was_finished
             runs_back = {Path(n).parts[2] for n in tar.getnames() if "/runs/" in n}
         assert [r.split("-")[0] for r in runs_back] == ["vae"]  # not the cvae run
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+
+
+def _fake_judge(results: Path) -> Path:
+    """A digit judge folder as digit_judge writes it (untrained weights: only copied here)."""
+    from jmvae_core.measure import digit_judge
+
+    folder = digit_judge.judge_dir("paper", None, results)
+    folder.mkdir(parents=True)
+    store.save_torch(folder / digit_judge.WEIGHTS, digit_judge.DigitJudge().state_dict())
+    store.write_json(folder / digit_judge.ACCURACY, {"test_accuracy": 0.5})
+    store.write_text(folder / "DONE", "done\n")
+    return folder
+
+
+def test_the_kit_holds_gzipped_mnist_and_the_judge_and_fits_one_command(script, tmp_path):
+    """gpu_kit.py prepare: the four MNIST files gzipped (unpacked again MD5-equal) and the
+    paper profile's judge; the tree plus the kit stay under the 64 MiB of one command; the
+    GPU script installs the kit's judge without replacing one already there."""
+    kit_module = sys.modules["gpu_kit"]
+    kit, results = tmp_path / "kit", tmp_path / "results"
+    judge = _fake_judge(results)
+    sizes = kit_module.prepare(kit, results, log=lambda *a: None)
+    assert {n for n in sizes if n.startswith("mnist/")} == {f"mnist/{n}.gz" for n in MNIST_MD5}
+    assert {n.split("/")[0] for n in sizes} == {"mnist", judge.name}
+    assert sum(v for n, v in sizes.items() if n.startswith("mnist/")) < 12 * 2**20
+    target = tmp_path / "data" / "mnist"
+    assert sorted(kit_module.unpack(kit, target)) == sorted(MNIST_MD5)
+    assert all(md5(target / n) == MNIST_MD5[n] for n in MNIST_MD5)
+    assert kit_module.unpack(kit, target) == []  # present: left alone
+    sent = kit_module.sent_bytes(kit)
+    assert sent["tree"] > 0 and sent["total"] == sent["tree"] + sent["kit"]
+    assert sent["total"] < sent["limit"] - 16 * 2**20, sent  # a margin for the results to come
+    out = tmp_path / "out" / "results"
+    assert script.install_judge(kit, out) == f"from the kit: {judge.name}"
+    weights = out / "paper" / judge.name / "judge.pt"
+    assert weights.read_bytes() == (judge / "judge.pt").read_bytes()
+    store.write_json(out / "paper" / judge.name / "accuracy.json", {"test_accuracy": 0.9})
+    script.install_judge(kit, out)  # one is there: not replaced
+    assert store.read_json(out / "paper" / judge.name / "accuracy.json")["test_accuracy"] == 0.9
+    assert script.install_judge(tmp_path / "no-kit", out).startswith("none in the kit")
+
+
+def test_the_shell_command_stopped_by_sigterm_brings_back_what_it_finished(tmp_path):
+    """SIGTERM to the whole command (as a time limit sends it) during a training: the script
+    writes its archive (the run DONE by the earlier call, nothing of the stopped one) and its
+    timing entry, and the log keeps its last lines."""
+    out = tmp_path / "out"
+    argv = ["bash", str(ROOT / "scripts" / "gpu_paper_mnist.sh"), str(out), *TINY]
+    argv += ["--latent", "2", "--profile-steps", "0", "--estimator-precision", "fp32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    first = subprocess.run([*argv, "--epochs", "1", "--variant", "vae"], capture_output=True,
+                           text=True, env=env, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    long = subprocess.Popen([*argv, "--epochs", "100000", "--variant", "cvae"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while "epoch 2/100000" not in (out / "log.txt").read_text():
+            assert long.poll() is None and time.monotonic() < deadline, "no training seen"
+            time.sleep(0.2)
+        os.killpg(long.pid, signal.SIGTERM)
+        assert long.wait(timeout=120) != 0
+    finally:
+        if long.poll() is None:
+            os.killpg(long.pid, signal.SIGKILL)
+    entry = json.loads((out / "timing.json").read_text())["calls"][-1]
+    assert "Terminated" in entry["error"] and entry["runs_done"] == 1
+    with tarfile.open(out / "paper_results.tar.gz") as tar:
+        runs_back = {Path(n).parts[2] for n in tar.getnames() if "/runs/" in n}
+    assert [r.split("-")[0] for r in runs_back] == ["vae"]
+    log = (out / "log.txt").read_text()
+    assert log.index("stopped by Terminated") < log.rindex("1 runs done in")  # after the stop
