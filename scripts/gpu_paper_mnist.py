@@ -130,11 +130,9 @@ from jmvae_core import store  # noqa: E402
 from jmvae_core.config import make_config, plan  # noqa: E402
 from jmvae_core.data.mnist import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
 from jmvae_core.measure import estimators  # noqa: E402
-from jmvae_core.models import build_model  # noqa: E402
-from jmvae_core.study import runs  # noqa: E402
+from jmvae_core.study import plan_training, runs  # noqa: E402
 from jmvae_core.training.batched import fit_batched  # noqa: E402
 from jmvae_core.training.batched_step import GRAPH_MODES, differences  # noqa: E402
-from jmvae_core.training.fit import CHECKPOINT  # noqa: E402
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -371,29 +369,6 @@ def compare_matmul(data, device, mode: str, args) -> dict:
     }  # fmt: skip
 
 
-def write_trained(folder: Path, cfg, model, history, device, extra: dict) -> None:
-    """config.json, history.csv, checkpoint.pt (final weights) and TRAINED, as runs.train_run."""
-    store.write_json(folder / "config.json", {"profile": PROFILE, **cfg.to_dict()})
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    lines = [",".join(columns)]
-    lines += [",".join(_csv(row.get(c, "")) for c in columns) for row in history]
-    store.write_text(folder / "history.csv", "\n".join(lines) + "\n")
-    store.save_torch(folder / CHECKPOINT, {"model": model.state_dict(), "history": history})
-    store.write_json(folder / "TRAINED", {**store.provenance(device), **extra})
-
-
-def _csv(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)  # pandas' float format
-
-
-def read_trained(folder: Path, cfg, device):
-    """(model, history) of a run whose TRAINED folder was written by write_trained."""
-    state = store.load_torch(folder / CHECKPOINT, device)
-    model = build_model(cfg.model).to(device)
-    model.load_state_dict(state["model"])
-    return model.eval(), state["history"]
-
-
 def train(cfgs, data, device, mode, matmul, args, budget, report) -> list | None:
     """Stage 3: train `cfgs` in one plan step; [(model, history)] per run, or None if the
     budget guard stopped it (report["stopped"] says where and why)."""
@@ -435,18 +410,17 @@ def train(cfgs, data, device, mode, matmul, args, budget, report) -> list | None
     if len(histories[0]) < n_epochs:
         return None
     for cfg, model, history in zip(cfgs, models, histories, strict=True):
-        folder = store.run_dir(PROFILE, cfg.run_id, args.out / "results")
-        write_trained(folder, cfg, model, history, device, _extra(args, history, matmul))
+        run = store.Run(cfg, PROFILE, args.out / "results")
+        record = store.provenance(device) | _extra(args, history, matmul, mode)
+        plan_training.write_trained(run, model, history, record)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # the run folders hold the final weights now
     return list(zip(models, histories, strict=True))
 
 
-def _extra(args, history, matmul) -> dict:
+def _extra(args, history, matmul, mode="graph") -> dict:
     """What the files record beyond runs.py's: the batched training, its matmul precision."""
-    last = history[-1]
-    out = {"batched": {k: last.get(k) for k in ("draws", "step_mode", "batch_runs")}}
-    out["training_matmul"] = matmul
+    out = plan_training.batched_record(history, matmul, "epoch", mode)
     return out | ({"git_commit": args.git_commit} if args.git_commit else {})
 
 
@@ -567,7 +541,8 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
         trained = dict(zip(untrained, done, strict=True))
     for i in todo:
         if i not in trained:
-            trained[i] = read_trained(folders[i], cfgs[i], device)
+            run = store.Run(cfgs[i], PROFILE, args.out / "results")
+            trained[i] = plan_training.read_trained(run, device)
     pending = [cfgs[i] for i in todo]
     precision = args.estimator_precision
     if precision == "measure":

@@ -114,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=None, help="runs at once (default: CPU cores, or 1 on a GPU)"
     )
     rep.add_argument("--epochs", type=int, help="override every run's epochs (for trials)")
+    rep.add_argument(
+        "--batched",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train the paper's MNIST runs not yet trained together through the batched step "
+        "(notebooks/train_plan.ipynb), then evaluate each; default: on CUDA",
+    )
     rep.add_argument("--precision", choices=TRAIN_PRECISIONS, help=PRECISION_HELP)
     rep.add_argument(
         "--executor",
@@ -274,6 +281,7 @@ def _reproduce(args) -> int:
         data_dir=args.data_dir,
         executor=args.executor,
         scheduler=args.scheduler,
+        batched=args.batched,
         only={
             name: values
             for name in RUN_FILTERS

@@ -1,7 +1,9 @@
 """`jmvae reproduce`: every run of a profile through papermill, the result notebooks, the book.
 
-Plan -> for each run not DONE: notebooks/train.ipynb then notebooks/evaluate.ipynb, executed
-into the run's folder (runs.run_with_notebooks, by an executor) -> every result notebook
+Plan -> with `batched` (the default on CUDA), the paper's MNIST runs not yet trained trained
+together by notebooks/train_plan.ipynb (plan_training) -> for each run not DONE:
+notebooks/train.ipynb (unless trained) then notebooks/evaluate.ipynb, executed into the run's
+folder (runs.run_with_notebooks, by an executor) -> every result notebook
 executed in place (execution.execute) -> jupyter-book build. The folders and settings travel
 as one environment.Environment.
 """
@@ -25,6 +27,7 @@ from jmvae_core import environment, store
 from jmvae_core.config import DATASETS, ConfigError, RunConfig, plan, select_runs, successors_plan
 from jmvae_core.environment import REPO_ROOT, THREADS_ENV, Environment
 from jmvae_core.pages.status import FACE_NOTEBOOKS, RESULT_NOTEBOOKS, _execution, status_sources
+from jmvae_core.study import plan_training
 from jmvae_core.study.execution import Kernels, NotebookFailed, execute
 from jmvae_core.study.executors import EXECUTORS, run_dask, run_local
 from jmvae_core.training.fit import check_device, pick_device
@@ -43,6 +46,7 @@ class Summary:
     notebooks: Path | None = None  # where the result notebooks were executed
     seconds: float = 0.0
     waiting: int = 0  # runs of the plan outside a run filter still unfinished: no pages yet
+    plan: Path | None = None  # the executed train_plan notebook, when runs trained together
 
     def __str__(self) -> str:
         lines = [
@@ -50,6 +54,8 @@ class Summary:
             f"in {self.seconds:.0f} s"
         ]
         lines += [f"  failed: {f}" for f in self.failed]
+        if self.plan:
+            lines.append(f"trained together: {self.plan}")
         if self.waiting:
             lines.append(
                 f"result notebooks and book not made: {self.waiting} run(s) of the plan "
@@ -159,6 +165,7 @@ def reproduce(
     executor: str = "local",
     scheduler: str | None = None,
     only: dict | None = None,
+    batched: bool | None = None,
 ) -> Summary:
     """Run the whole study for a profile and dataset; skip DONE runs; return what ran, was
     cached, failed. `data_dir` is the CelebA folder (dataset="celeba"). `executor="dask"` sends
@@ -166,7 +173,8 @@ def reproduce(
     single-threaded workers. The folders, a trial's overrides and the threads per run form one
     environment.Environment, passed to the executor and to every notebook kernel; this process's
     os.environ is left as it was. `only` (config.select_runs) trains a part of the plan; the
-    result notebooks and the book follow once every run of the plan is finished."""
+    result notebooks and the book follow once every run of the plan is finished. `batched`
+    (None: on CUDA) trains the runs plan_training can stack in one plan notebook first."""
     start = time.perf_counter()
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is unknown; allowed: {', '.join(EXECUTORS)}")
@@ -192,7 +200,11 @@ def reproduce(
     notebooks = RESULT_NOTEBOOKS if digits else FACE_NOTEBOOKS
     book = _prepare_book_dir(Path(book_dir) if book_dir else REPO_ROOT)
     summary = Summary()
-    steps = len(cfgs) + len(notebooks) + int(build)
+    if batched is None:
+        batched = pick_device(device).type == "cuda"
+    together = plan_training.to_train([store.Run(c, profile, env.results_dir) for c in todo])
+    together = together if batched else []
+    steps = len(cfgs) + len(notebooks) + int(build) + int(bool(together))
     # closed on the way out, an error included: a message then starts on a line of its own
     with tqdm(total=steps, desc=f"reproduce {profile}", disable=not progress) as bar:
         jobs = jobs or default_jobs(device)
@@ -213,6 +225,10 @@ def reproduce(
                 summary.failed.append(str(err))
             bar.update()
 
+        if together:
+            bar.set_postfix_str(f"{plan_training.NOTEBOOK} ({len(together)} runs)")
+            summary.plan = plan_training.run_plan_notebook(together, device, book, env)
+            bar.update()
         if executor == "dask":
             run_dask(cfgs, profile, device, book, on_done, env, scheduler, workers=max(1, jobs))
         else:
