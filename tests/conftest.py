@@ -47,7 +47,7 @@ def one_thread():
 LONGEST_FIRST = (
     "test_pipeline.py", "test_gpu_paper_mnist.py", "test_faces_pipeline.py", "test_notebooks.py",
     "test_benchmarks.py", "test_whole_plan.py", "test_batched_step.py", "test_cli_errors.py",
-    "test_book_browser.py", "test_long_runs.py",
+    "test_book_browser.py", "test_long_runs.py", "test_plan_training.py",
 )  # fmt: skip
 
 

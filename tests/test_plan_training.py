@@ -11,6 +11,7 @@ import torch
 from jmvae_core import environment, store
 from jmvae_core.config import make_config, plan
 from jmvae_core.data.mnist import load_mnist
+from jmvae_core.pages import status
 from jmvae_core.study import cli, pipeline, plan_training
 from jmvae_core.training.fit import CHECKPOINT, fit
 
@@ -101,6 +102,7 @@ def test_reproduce_batched_trains_a_filtered_plan_then_only_the_rest(tmp_path, m
     assert sorted(map(len, trained_ids)) == [5, 6]
     assert set.union(*trained_ids) == {c.run_id for c in cfgs}
     assert not set.intersection(*trained_ids)
+    assert set(notebooks) <= set(status.status_sources("smoke", root=root))  # the Status page
     for cfg in cfgs:
         run = store.Run(cfg, "smoke", root)
         assert run.finished(), cfg.run_id

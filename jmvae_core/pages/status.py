@@ -114,7 +114,8 @@ def notebook_status(profile: str, book_dir: Path = Path(".")):
     rows = []
     for path in status_sources(profile, book_dir):
         meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
-        where = path.parent.name if path.parent.parent == base else "notebooks"
+        plans = base.parent / "plans"
+        where = path.parent.name if path.parent.parent in (base, plans) else "notebooks"
         run = _execution(meta)
         rows.append({
             "notebook": f"{where}/{path.name}",
@@ -128,10 +129,10 @@ def notebook_status(profile: str, book_dir: Path = Path(".")):
 
 def status_sources(profile: str, book_dir: Path = Path("."), root=None) -> list[Path]:
     """The executed notebooks the status page reports: the result notebooks of `book_dir` (the
-    face chapter's included) and every run's train/evaluate notebook of the profile under
-    `root`."""
+    face chapter's included), every run's train/evaluate notebook of the profile under `root`
+    and the train_plan notebook of every plan trained together."""
     base = store.runs_dir(profile, root)
     pages = dict.fromkeys(RESULT_NOTEBOOKS + FACE_NOTEBOOKS)
     paths = [book_dir / "notebooks" / f"{n}.ipynb" for n in pages if n != "status"]
-    paths += sorted(base.glob("*/*.ipynb"))
+    paths += sorted(base.glob("*/*.ipynb")) + sorted((base.parent / "plans").glob("*/*.ipynb"))
     return [p for p in paths if p.exists()]
