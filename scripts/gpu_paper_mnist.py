@@ -26,7 +26,8 @@ one call:
     profile's k = 1000 and N = 5000 on the 10,000 test images, accuracy, coherence, arrays);
  6. if time is left, a profile of one step (benchmarks/plan_step.py: kernels, ms, matmul
     rate against the measured peak), whole plan and each group alone;
- 7. OUT_DIR/paper_results.tar.gz (every DONE run's small files and the digit judge's record:
+ 7. OUT_DIR/paper_results.tar.gz (--smoke: smoke_results.tar.gz; every DONE run's small
+    files and the digit judge's record:
     `tar -xzf ... -C results/`),
     OUT_DIR/timing.json (one entry per call: device, each stage's seconds and report).
 Run folders: OUT_DIR/results/paper/runs/<run_id>/ in study/runs.py's layout (config.json,
@@ -37,6 +38,9 @@ call on a machine that kept OUT_DIR skips DONE runs and evaluates TRAINED ones.
 With --checkpoint-every N the training state of all runs (about 37 MB per run) is also saved
 every N epochs to OUT_DIR/state/plan.pt and resumed from by a later call.
 
+--smoke runs every stage on the whole plan at throwaway sizes (SMOKE: 2 epochs of 1,000
+images, k = 10, 200 test images) and then, in place of stage 6, times a step of the plan and
+of each group alone in float32 and, on CUDA, TF32 (timing.json's "step_times").
 Pieces: --piece NAME (PIECES, in the order the plan is made) or --piece next, and the run
 filter --variant/--alpha/--latent/--seeds, choose the runs of one call; runs DONE in the
 committed results/ (--committed) are never made again. Whatever ends the call (success, an
@@ -79,6 +83,11 @@ RUN_FILES = (
     "config.json", "history.csv", "TRAINED", "metrics.json", "arrays.npz", "per_image.npz",
     "probe.json", "DONE",
 )  # fmt: skip
+ARCHIVE = "paper_results.tar.gz"
+SMOKE_ARCHIVE = "smoke_results.tar.gz"  # --smoke's runs: never to be extracted into results/
+# --smoke: every stage at throwaway sizes (the runs' ids differ from the paper's)
+SMOKE = {"epochs": 2, "n_train": 1000, "n_test": 200, "k": 10, "n_prior": 50, "n_judged": 20}
+SMOKE_STEPS = 20  # steps per step profile in --smoke
 JUDGE_FILES = ("accuracy.json", "DONE")  # the digit judge's record (its weights stay behind)
 # The plan made a piece at a time, one GPU command each, in this order (each a run filter;
 # together they hold the 39 runs once): the headline's seeds first, then its baseline.
@@ -138,6 +147,10 @@ from jmvae_core.training.batched_step import GRAPH_MODES, differences  # noqa: E
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="output folder (OUT_DIR)")
+    p.add_argument("--smoke", action="store_true",
+                   help="every stage on the whole plan at throwaway sizes, then step times of "
+                   "the plan and each group in fp32 and (CUDA) TF32; archive: "
+                   f"{SMOKE_ARCHIVE}, never extracted into results/")  # fmt: skip
     p.add_argument("--epochs", type=int, help="override the profile's 500 (a short test)")
     p.add_argument("--n-train", type=int, help="first N training images (default: all)")
     p.add_argument("--n-test", type=int, help="first N test images (default: all 10,000)")
@@ -177,7 +190,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--profile-steps", type=int, default=50, help="0: no step profile")
     p.add_argument("--git-commit", help="record this commit (where the copy has no .git)")
     p.add_argument("--export", type=Path, help="also copy archive, timing and log there")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.smoke:  # the given sizes win; nothing committed is skipped (other run ids)
+        for name, value in SMOKE.items():
+            setattr(args, name, value if getattr(args, name) is None else getattr(args, name))
+        args.committed = None
+    return args
 
 
 def group_name(cfg) -> str:
@@ -466,8 +484,8 @@ def evaluate(cfgs, folders, trained, data, device, precision, args, budget, repo
     return True
 
 
-def write_archive(out: Path) -> int:
-    """OUT/paper_results.tar.gz: the small files of every DONE run and the record of the digit
+def write_archive(out: Path, archive: str = ARCHIVE) -> int:
+    """OUT/<archive>: the small files of every DONE run and the record of the digit
     judge that read their coherence; returns the run count."""
     base = out / "results"
     done = sorted(f for f in (base / PROFILE / "runs").glob("*/") if store.is_done(f))
@@ -480,7 +498,7 @@ def write_archive(out: Path) -> int:
         for folder in judges:
             for name in JUDGE_FILES:
                 tar.add(folder / name, arcname=str((folder / name).relative_to(base)))
-    store.atomic_write_bytes(out / "paper_results.tar.gz", buffer.getvalue())
+    store.atomic_write_bytes(out / archive, buffer.getvalue())
     return len(done)
 
 
@@ -555,7 +573,14 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
     if not evaluate(pending, [folders[i] for i in todo], [trained[i] for i in todo], data,
                     device, precision, args, budget, report):  # fmt: skip
         return folders
-    if args.profile_steps > 0 and untrained and budget.allows(60.0):
+    if args.smoke and untrained:  # per-group step times, float32 and TF32 (a CUDA setting)
+        kinds = ("fp32", "tf32") if device.type == "cuda" else ("fp32",)
+        entry["step_times"] = {
+            m: plan_step.compare([cfgs[i] for i in untrained], data, device, mode, m,
+                                 SMOKE_STEPS, args.max_group_runs or None)
+            for m in kinds
+        }  # fmt: skip
+    elif args.profile_steps > 0 and untrained and budget.allows(60.0):
         entry["step_profile"] = plan_step.compare(
             [cfgs[i] for i in untrained],
             data,
@@ -588,7 +613,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but torch sees no CUDA device (use --device cpu)")
-    entry = {"device": store.device_name(device), "torch": torch.__version__,
+    entry = {"device": store.device_name(device), "torch": torch.__version__, "smoke": args.smoke,
              "argv": list(argv if argv is not None else sys.argv[1:])}  # fmt: skip
     folders = None
     kept = signal.signal(signal.SIGTERM, _terminate)
@@ -610,7 +635,7 @@ def main(argv=None) -> dict:
 def _finish(args, entry: dict, folders, start: float) -> None:
     """The archive, timing.json (this call appended) and the export."""
     entry["complete"] = folders is not None and all(store.is_done(f) for f in folders)
-    entry["runs_done"] = write_archive(args.out)
+    entry["runs_done"] = write_archive(args.out, SMOKE_ARCHIVE if args.smoke else ARCHIVE)
     entry["seconds"] = round(time.perf_counter() - start, 2)
     timing_path = args.out / "timing.json"
     timing = store.read_json(timing_path) if timing_path.exists() else {"calls": []}
@@ -620,7 +645,7 @@ def _finish(args, entry: dict, folders, start: float) -> None:
     print(f"{entry['runs_done']} runs done in {args.out}; {state}", flush=True)
     if args.export is not None:
         args.export.mkdir(parents=True, exist_ok=True)
-        for name in ("paper_results.tar.gz", "timing.json", "log.txt"):
+        for name in (ARCHIVE, SMOKE_ARCHIVE, "timing.json", "log.txt"):
             if (args.out / name).exists():
                 shutil.copyfile(args.out / name, args.export / name)
 

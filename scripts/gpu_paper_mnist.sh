@@ -5,7 +5,9 @@
 #     bash scripts/gpu_paper_mnist.sh OUT --time-budget 540 --git-commit "$(git rev-parse HEAD)"
 # or one piece of the plan per command, the next one not yet committed:
 #     bash scripts/gpu_paper_mnist.sh OUT --piece next --time-budget 500
-# A smoke call first, where time allows (a minute): --epochs 3 --precision-epochs 1
+# A smoke call first (every stage on the whole plan at throwaway sizes, then step times in
+# fp32 and TF32; its archive is smoke_results.tar.gz, never extracted into results/):
+#     bash scripts/gpu_paper_mnist.sh OUT --smoke --precision-epochs 1
 #
 # Needs, relative to the repository root:
 #   gpu_kit/      made here by `python scripts/gpu_kit.py prepare` (git-ignored: carry it):

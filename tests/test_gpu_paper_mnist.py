@@ -425,3 +425,20 @@ def test_the_shell_command_stopped_by_sigterm_brings_back_what_it_finished(tmp_p
     assert [r.split("-")[0] for r in runs_back] == ["vae"]
     log = (out / "log.txt").read_text()
     assert log.index("stopped by Terminated") < log.rindex("1 runs done in")  # after the stop
+
+
+def test_smoke_mode_runs_every_stage_at_throwaway_sizes_and_times_the_steps(script, tmp_path):
+    out = tmp_path / "smoke"
+    argv = ["--out", str(out), "--smoke", "--device", "cpu", "--groups", "vae-z2,cvae-z2"]
+    entry = script.main([*argv, "--epochs", "1", "--kit", str(tmp_path / "no-kit")])
+    assert entry["smoke"] and entry["complete"] and entry["runs_done"] == 2
+    assert entry["committed"] == []  # other run ids than the paper's: nothing skipped
+    assert set(entry["step_times"]) == {"fp32"}  # TF32 is timed on CUDA only
+    times = entry["step_times"]["fp32"]
+    assert set(times["alone"]) == {"vae-z2", "cvae-z2"} and times["whole_plan"]["ms"] > 0
+    assert not (out / script.ARCHIVE).exists()  # never mistaken for the paper's runs
+    with tarfile.open(out / script.SMOKE_ARCHIVE) as tar:
+        configs = [n for n in tar.getnames() if n.endswith("config.json")]
+    assert len(configs) == 2
+    cfg = store.read_json(next(_runs_dir(out).glob("*/config.json")))
+    assert (cfg["train"]["epochs"], cfg["train"]["n_train"], cfg["eval"]["k"]) == (1, 1000, 10)
