@@ -433,6 +433,7 @@ def test_smoke_mode_runs_every_stage_at_throwaway_sizes_and_times_the_steps(scri
     entry = script.main([*argv, "--epochs", "1", "--kit", str(tmp_path / "no-kit")])
     assert entry["smoke"] and entry["complete"] and entry["runs_done"] == 2
     assert entry["committed"] == []  # other run ids than the paper's: nothing skipped
+    assert entry["evaluate"]["runs"] == 2 and entry["evaluate"]["s_per_run"] > 0  # measured
     assert set(entry["step_times"]) == {"fp32"}  # TF32 is timed on CUDA only
     times = entry["step_times"]["fp32"]
     assert set(times["alone"]) == {"vae-z2", "cvae-z2"} and times["whole_plan"]["ms"] > 0
