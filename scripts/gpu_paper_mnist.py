@@ -8,11 +8,14 @@ all nine architecture groups in one call, on CUDA one stream per group, all capt
 CUDA graph (step_mode "graph"; eager on a CPU); groups larger than --max-group-runs (5) are
 cut into parts, so the 15 JMVAE-kl runs at latent 64 form three parallel branches. In order,
 one call:
- 1. precision of the training matmuls (--matmul measure, CUDA only): the five seeds of
-    JMVAE-kl alpha 0.1 trained --precision-epochs epochs in float32 and in TF32 (one group
-    each), then the marginal log p(x) of each run with the same float32 estimator and draws
-    on --precision-n-test test images: TF32 is used when the mean of the five paired
-    differences is below 0.1 nats (its standard error is recorded beside it);
+ 1. precision of the training matmuls: float32 unless MATMUL_DECISION (committed) records
+    another decision or --matmul says otherwise, so that every piece trains alike and
+    Table 1 never mixes precisions. --matmul measure (CUDA only) makes that decision: the
+    five seeds of JMVAE-kl alpha 0.1 trained --precision-epochs epochs in float32 and in
+    TF32 (one group each), then the marginal log p(x) of each run with the same float32
+    estimator and draws on --precision-n-test test images: TF32 only when |mean paired
+    difference| + 2 SE < 0.1 nats; the report is written to OUT_DIR/matmul_decision.json (and
+    exported), to be committed as MATMUL_DECISION;
  2. a self-check of the step mode: one run of each group, 2 epochs of 1,000 images, eagerly
     and in the step mode from the same draws; beyond CHECK_TOLERANCE the plan trains eagerly;
  3. training of every run not yet TRAINED, with a budget guard (--time-budget): after each
@@ -100,7 +103,8 @@ PIECES = {
     "latent-2": {"latents": {2}},
 }
 CHECK_TOLERANCE = 1e-4  # graph vs eager self-check: relative losses, absolute weights
-TF32_LIMIT = 0.1  # nats: the largest mean shift of log p(x) under which TF32 may train
+TF32_LIMIT = 0.1  # nats: |mean shift| + 2 SE of log p(x) must stay below it for TF32
+MATMUL_DECISION = ROOT / "benchmarks" / "results" / "gpu_matmul_decision.json"
 
 
 def _tqdm_stand_in() -> None:
@@ -175,8 +179,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--no-graph-check", action="store_true", help="skip the self-check")
     p.add_argument("--max-group-runs", type=int, default=5,
                    help="cut larger groups into parts (CUDA: parallel branches)")  # fmt: skip
-    p.add_argument("--matmul", choices=("measure", "fp32", "tf32"), default="measure",
-                   help="training matmuls; measure: stage 1 decides (CUDA only)")  # fmt: skip
+    p.add_argument("--matmul", choices=("measure", "fp32", "tf32"), default=None,
+                   help="training matmuls (default: the committed decision, else fp32); "
+                   "measure: stage 1 decides (CUDA only)")  # fmt: skip
     p.add_argument("--precision-epochs", type=int, default=10)
     p.add_argument("--precision-n-test", type=int, default=2000)
     p.add_argument("--estimator-precision", choices=("measure", "fp32", "bf16"),
@@ -357,6 +362,16 @@ def check_step_mode(cfgs, data, device, mode: str) -> dict:
     }  # fmt: skip
 
 
+def decide_matmul(shift: float, sem: float) -> str:
+    """TF32 only when the paired shift, two standard errors out, stays below TF32_LIMIT."""
+    return "tf32" if abs(shift) + 2 * sem < TF32_LIMIT else "fp32"
+
+
+def recorded_matmul(path: Path = MATMUL_DECISION) -> str:
+    """The committed decision of a --matmul measure call, else fp32."""
+    return store.read_json(path)["decision"] if path.exists() else "fp32"
+
+
 def compare_matmul(data, device, mode: str, args) -> dict:
     """Stage 1: five seeds of JMVAE-kl alpha 0.1, float32 vs TF32 training, paired log p(x)."""
     start = time.perf_counter()
@@ -382,7 +397,7 @@ def compare_matmul(data, device, mode: str, args) -> dict:
     diff = np.array(means["tf32"]) - np.array(means["fp32"])
     shift, sem = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
     return {
-        "decision": "tf32" if abs(shift) < TF32_LIMIT else "fp32",
+        "decision": decide_matmul(shift, sem),
         "shift": shift, "sem": sem, "limit": TF32_LIMIT, "per_seed": means,
         "epochs": epochs, "n_test": n, "k": k, "estimator": "marginal (fp32 decoders)",
         "seconds": round(time.perf_counter() - start, 2),
@@ -535,11 +550,12 @@ def run(args, entry: dict, budget: Budget) -> list[Path]:
         return folders
     mode = args.step_mode if device.type == "cuda" or args.step_mode == "compile" else "eager"
     untrained = [i for i in todo if states[i] == "new"]
-    matmul = args.matmul
+    matmul = args.matmul or recorded_matmul()
     if untrained and matmul == "measure":
         if device.type == "cuda":
             entry["matmul_check"] = compare_matmul(data, device, mode, args)
             print(f"matmul check: {json.dumps(entry['matmul_check'])}", flush=True)
+            store.write_json(args.out / "matmul_decision.json", entry["matmul_check"])
         matmul = entry.get("matmul_check", {}).get("decision", "fp32")
     entry["training_matmul"] = matmul
     if untrained and mode != "eager" and not args.no_graph_check:
@@ -648,7 +664,7 @@ def _finish(args, entry: dict, folders, start: float) -> None:
     print(f"{entry['runs_done']} runs done in {args.out}; {state}", flush=True)
     if args.export is not None:
         args.export.mkdir(parents=True, exist_ok=True)
-        for name in (ARCHIVE, SMOKE_ARCHIVE, "timing.json", "log.txt"):
+        for name in (ARCHIVE, SMOKE_ARCHIVE, "timing.json", "log.txt", "matmul_decision.json"):
             if (args.out / name).exists():
                 shutil.copyfile(args.out / name, args.export / name)
 

@@ -202,6 +202,14 @@ def test_matmul_comparison_pairs_the_seeds(script, mnist_small):
     assert (report["shift"], report["sem"], report["decision"]) == (0.0, 0.0, "tf32")
 
 
+def test_tf32_needs_its_shift_two_standard_errors_clear_of_the_limit(script, tmp_path):
+    assert script.decide_matmul(0.02, 0.01) == "tf32"
+    assert script.decide_matmul(-0.05, 0.03) == "fp32"  # |shift| < 0.1, but not by 2 SE
+    assert script.recorded_matmul(tmp_path / "none.json") == "fp32"  # until measured
+    store.write_json(tmp_path / "d.json", {"decision": "tf32", "shift": 0.01, "sem": 0.01})
+    assert script.recorded_matmul(tmp_path / "d.json") == "tf32"
+
+
 def test_checks_of_another_step_mode(script, mnist_small):
     """The self-check's comparison: equal runs agree, other seeds do not."""
     cfgs = [
