@@ -57,6 +57,8 @@ def test_the_seed_spread_enters_single_seed_differences(tmp_path, base_images):
     b = _run(tmp_path, "vae", 0.0, {"marginal": base_images})
     d = verdicts.difference([a, b], ("jmvae_kl", 0.1), ("vae", 0.0), "marginal", sd=0.3)
     assert d.se == pytest.approx(math.sqrt(2) * 0.3, rel=1e-3)
+    d = verdicts.difference([a, b], ("jmvae_kl", 0.1), ("vae", 0.0), "marginal")
+    assert "from the quick profile's 4-seed study" in d.text()
     study, _ = results.load_benchmark(verdicts.SEED_STUDY)
     sd, source = verdicts.seed_sd([a, b], "jmvae_kl", 0.1, "marginal")
     fp32 = [r["marginal"] for r in study["runs"] if r["precision"] == "fp32"]
@@ -71,6 +73,7 @@ def test_three_seeds_use_the_spread_of_their_own_differences(tmp_path, base_imag
     d = verdicts.difference(runs, ("jmvae_kl", 0.1), ("vae", 0.0), "marginal")
     assert d.mean == pytest.approx(1.0, abs=1e-4)
     assert d.se == pytest.approx(0.5 / math.sqrt(3), rel=1e-3)
+    assert d.source == "the differences of seeds 1, 2, 3" and d.source in d.text()
 
 
 def _claims_runs(tmp_path, base, kl_gain=3.0, collapse=5.0, trade=2.0, coherence=0.95):

@@ -42,21 +42,30 @@ class Difference:
     sd_seed: float
     paired: bool
     n: int
+    source: str = "given"  # where sd_seed comes from
 
     def text(self) -> str:
         how = "paired on the same test images" if self.paired else "unpaired"
-        return f"Δ {self.mean:+.2f} ± {self.se:.2f} ({how}; seed sd {self.sd_seed:.2f})"
+        return (
+            f"Δ {self.mean:+.2f} ± {self.se:.2f} ({how}; seed sd {self.sd_seed:.2f}, "
+            f"from {self.source})"
+        )
 
 
 def seed_sd(runs: list[dict], variant: str, alpha: float, estimator: str) -> tuple[float, str]:
-    """Seed-to-seed standard deviation of one model's estimate: from the runs when the model
-    has at least three seeds, else from the quick profile's committed seed study."""
-    values = [r["estimators"][estimator]["mean"] for r in select_runs(runs, variant, alpha)]
+    """Seed-to-seed standard deviation of one model's estimate and where it comes from: from
+    the runs when the model has at least three seeds, else from the quick profile's committed
+    seed study."""
+    have = select_runs(runs, variant, alpha)
+    values = [r["estimators"][estimator]["mean"] for r in have]
     if len(values) >= 3:
-        return float(np.std(values, ddof=1)), f"{len(values)} seeds of these runs"
+        seeds = ", ".join(str(r["seed"]) for r in sorted(have, key=lambda r: r["seed"]))
+        return float(np.std(values, ddof=1)), f"{run_label(variant, alpha)} seeds {seeds}"
     study, _ = results.load_benchmark(SEED_STUDY)
     fp32 = [r["marginal"] for r in study["runs"] if r["precision"] == "fp32"]
-    return float(np.std(fp32, ddof=1)), f"the seed study ({len(fp32)} seeds of JMVAE-kl α=0.1)"
+    return float(np.std(fp32, ddof=1)), (
+        f"the quick profile's {len(fp32)}-seed study of JMVAE-kl α=0.1"
+    )
 
 
 def select_runs(runs, variant, alpha=0.0, latent_dim=64) -> list[dict]:
@@ -93,10 +102,11 @@ def difference(runs, a: tuple, b: tuple, est_a: str, est_b=None, sd=None, latent
     if len(seeds) >= 3:  # the spread of the per-seed differences holds both noises
         se = float(np.std(diffs, ddof=1) / math.sqrt(len(seeds)))
         spread = float(np.std(diffs, ddof=1) / math.sqrt(2))
+        source = f"the differences of seeds {', '.join(map(str, seeds))}"
     else:
-        spread = seed_sd(runs, *a, est_a)[0] if sd is None else sd
+        spread, source = seed_sd(runs, *a, est_a) if sd is None else (sd, "given")
         se = math.sqrt(se_images**2 + 2 * spread**2 / len(seeds))
-    return Difference(float(np.mean(diffs)), se, se_images, spread, paired, n)
+    return Difference(float(np.mean(diffs)), se, se_images, spread, paired, n, source)
 
 
 def above(d: Difference, margin: float) -> str:
