@@ -72,3 +72,16 @@ def test_a_probe_record_on_a_small_data_set():
     assert 0 <= record["accuracy"] <= 1 and record["grad_norm"] < 1e-5
     assert record == probe.latent_probe(model, data)  # deterministic
     assert probe.latent_probe(build_model(make_config("smoke", variant="cvae").model), data) is None
+
+
+def test_the_binarised_training_images_are_drawn_once_per_images_and_seed():
+    data = SimpleNamespace(x_train=torch.rand(50, 784))
+    first = probe.binarized_train_images(data, 1)
+    assert probe.binarized_train_images(data, 1) is first  # kept, not drawn again
+    assert torch.equal(
+        first, torch.bernoulli(data.x_train, generator=torch.Generator().manual_seed(1))
+    )
+    assert not torch.equal(probe.binarized_train_images(data, 2), first)
+    same_values = SimpleNamespace(x_train=data.x_train.clone())  # another tensor: drawn anew
+    again = probe.binarized_train_images(same_values, 1)
+    assert again is not first and torch.equal(again, first)

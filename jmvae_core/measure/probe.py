@@ -11,7 +11,9 @@ the test set is (the trainer re-binarises them every epoch).
 
 The fit is full-batch L-BFGS in float64 with a strong-Wolfe line search, in torch alone (the
 GPU script's machine has neither scikit-learn nor pandas), so it is deterministic and its
-optimum can be checked: the gradient vanishes there (`fit_logistic` reports its norm).
+optimum can be checked: the gradient vanishes there (`fit_logistic` reports its norm). It runs
+where the model's images are (the GPU on CUDA); the binarised training images are drawn on the
+CPU, so they are the same on every device, and kept for the next probe of the same data.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def image_encoder(model):
 
 @torch.no_grad()
 def latent_means(encode, x: torch.Tensor, batch: int = 5000) -> torch.Tensor:
-    """Means for every row of x, in batches: (N, 784) -> (N, D) float64 on the CPU."""
-    return torch.cat([encode(x[i : i + batch]).double().cpu() for i in range(0, len(x), batch)])
+    """Means for every row of x, in batches: (N, 784) -> (N, D) float64 on x's device."""
+    return torch.cat([encode(x[i : i + batch]).double() for i in range(0, len(x), batch)])
 
 
 def fit_logistic(
@@ -51,16 +53,17 @@ def fit_logistic(
 ) -> dict:  # fmt: skip
     """Multinomial logistic regression by full-batch L-BFGS in float64.
 
-    features (N, D), labels (N,) integer classes. Minimises mean cross-entropy +
-    penalty * ||W||^2 over W (D, C) and b (C,). Returns the standardisation, W, b, the final
-    loss and the norm of its gradient (near 0 at the optimum).
+    features (N, D), labels (N,) integer classes, fitted on the features' device. Minimises
+    mean cross-entropy + penalty * ||W||^2 over W (D, C) and b (C,). Returns the
+    standardisation, W, b, the final loss and the norm of its gradient (near 0 at the optimum).
     """
     x = features.double()
+    labels = labels.to(x.device)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
     x = (x - mean) / std
     classes = int(labels.max()) + 1
-    weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    weight = torch.zeros(x.shape[1], classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    bias = torch.zeros(classes, dtype=x.dtype, device=x.device, requires_grad=True)
     opt = torch.optim.LBFGS(
         [weight, bias], lr=1, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
         history_size=20, line_search_fn="strong_wolfe",
@@ -88,11 +91,20 @@ def predict(fit: dict, features: torch.Tensor) -> torch.Tensor:
     return (x @ fit["weight"] + fit["bias"]).argmax(1)
 
 
+_binarised: dict = {}  # the last draw: {"of": the images drawn from, "seed": ..., "x": the draw}
+
+
 def binarized_train_images(data, seed: int) -> torch.Tensor:
-    """The training images binarised once, on the CPU with a fixed generator (as the test set)."""
+    """The training images binarised on the CPU with a fixed generator (as the test set), on
+    their own device; drawn once and kept for the next call with the same images and seed (the
+    images are held with the draw, so `is` cannot match a new tensor at a reused address)."""
+    if _binarised.get("of") is data.x_train and _binarised.get("seed") == seed:
+        return _binarised["x"]
     g = torch.Generator().manual_seed(seed)
-    x = data.x_train.cpu()
-    return torch.bernoulli(x, generator=g).to(data.x_train.device)
+    x = torch.bernoulli(data.x_train.cpu(), generator=g).to(data.x_train.device)
+    _binarised.clear()
+    _binarised.update({"of": data.x_train, "seed": seed, "x": x})
+    return x
 
 
 def latent_probe(model, data, test_binarize_seed: int = 0) -> dict | None:
@@ -102,8 +114,8 @@ def latent_probe(model, data, test_binarize_seed: int = 0) -> dict | None:
         return None
     model.eval()
     x_train = binarized_train_images(data, test_binarize_seed + TRAIN_BINARIZE_OFFSET)
-    y_train = data.w_train.argmax(1).cpu()
-    y_test = data.w_test.argmax(1).cpu()
+    y_train = data.w_train.argmax(1).to(x_train.device)
+    y_test = data.w_test.argmax(1).to(x_train.device)
     fit = fit_logistic(latent_means(encode, x_train), y_train)
     test_pred = predict(fit, latent_means(encode, data.x_test))
     train_pred = predict(fit, latent_means(encode, x_train))
