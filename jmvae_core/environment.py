@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "JMVAE_DATA_DIR"
 CELEBA_ENV = "JMVAE_CELEBA_DIR"
 RESULTS_ENV = "JMVAE_RESULTS_DIR"
+COMMIT_ENV = "JMVAE_GIT_COMMIT"  # the commit of a copy without .git (the GPU script sets it)
 PLAN_ENV = "JMVAE_PLAN_OVERRIDES"  # JSON: the overrides of a trial (`reproduce --epochs N`)
 THREADS_ENV = "OMP_NUM_THREADS"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from jmvae_core.config import ConfigError, RunConfig
-from jmvae_core.environment import REPO_ROOT, results_root
+from jmvae_core.environment import COMMIT_ENV, REPO_ROOT, results_root
 
 
 def runs_dir(profile: str, root: Path | None = None) -> Path:
@@ -300,9 +300,10 @@ def mark_done(folder: Path) -> None:
 
 @functools.cache
 def git_commit() -> str:
-    """The full commit hash, '-dirty' if jmvae_core has uncommitted changes; 'unknown' outside
-    git. Read once per process, at its first call: a run that trains for hours records the code
-    it started with, not a commit made while it ran (runs call it before training)."""
+    """The full commit hash, '-dirty' if jmvae_core has uncommitted changes; outside git (a
+    copy of the tree sent to another machine) $JMVAE_GIT_COMMIT, else 'unknown'. Read once per
+    process, at its first call: a run that trains for hours records the code it started with,
+    not a commit made while it ran (runs call it before training)."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
             ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
@@ -311,7 +312,7 @@ def git_commit() -> str:
         dirty = run("status", "--porcelain", "--untracked-files=no", "--", "jmvae_core")
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get(COMMIT_ENV) or "unknown"
 
 
 def device_name(device: torch.device) -> str:

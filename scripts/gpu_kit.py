@@ -31,10 +31,14 @@ from jmvae_core.data.mnist import MNIST_MD5, fetch_mnist, md5, mnist_dir  # noqa
 KIT = ROOT / "gpu_kit"
 LIMIT = 64 * 2**20  # bytes one command may carry: the tree and the carried paths together
 PROFILE = "paper"
+COMMIT = "commit.txt"  # the commit the kit was prepared at
 
 
 def prepare(kit: Path, results: Path, log=print) -> dict:
-    """gpu_kit/mnist/*.gz and gpu_kit/digit-judge-<id>/; returns {name: bytes}."""
+    """gpu_kit/mnist/*.gz, gpu_kit/digit-judge-<id>/ and gpu_kit/commit.txt (the code's
+    commit, which a copy of the tree without .git records in its runs); returns
+    {name: bytes}."""
+    from jmvae_core import store
     from jmvae_core.measure import digit_judge  # trains the judge if the folder lacks it
 
     source = fetch_mnist(log=log)
@@ -49,6 +53,7 @@ def prepare(kit: Path, results: Path, log=print) -> dict:
     digit_judge.load_or_train(PROFILE, None, "cpu", results, progress=True)
     judge = digit_judge.judge_dir(PROFILE, None, results)
     shutil.copytree(judge, kit / judge.name, dirs_exist_ok=True)
+    (kit / COMMIT).write_text(store.git_commit() + "\n")
     sizes = {str(p.relative_to(kit)): p.stat().st_size for p in sorted(kit.rglob("*"))
              if p.is_file()}  # fmt: skip
     log(f"{kit}: {sum(sizes.values()) / 2**20:.1f} MiB ({len(sizes)} files)")

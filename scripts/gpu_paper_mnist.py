@@ -48,7 +48,8 @@ Pieces: --piece NAME (PIECES, in the order the plan is made) or --piece next, an
 filter --variant/--alpha/--latent/--seeds, choose the runs of one call; runs DONE in the
 committed results/ (--committed) are never made again. Whatever ends the call (success, an
 exception, SIGTERM, the budget), it writes the archive of its DONE runs, timing.json and the
-export. gpu_kit/ (scripts/gpu_kit.py) brings MNIST gzipped and the digit judge.
+export. gpu_kit/ (scripts/gpu_kit.py) brings MNIST gzipped, the digit judge and the commit
+the files record (--git-commit overrides it).
 Needs torch and numpy only. tqdm (imported by jmvae_core) is installed by the .sh from carried
 wheels if missing, else replaced here by a silent stand-in; pandas is not needed.
 Epoch draws are not train.fit's random stream (same distribution): history rows record
@@ -63,6 +64,7 @@ import importlib.machinery
 import io
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -139,7 +141,7 @@ import estimator_precision  # noqa: E402
 import gpu_kit  # noqa: E402
 import plan_step  # noqa: E402
 
-from jmvae_core import store  # noqa: E402
+from jmvae_core import environment, store  # noqa: E402
 from jmvae_core.config import make_config, plan  # noqa: E402
 from jmvae_core.data.mnist import MNIST_MD5, load_mnist, mnist_dir  # noqa: E402
 from jmvae_core.measure import estimators  # noqa: E402
@@ -621,12 +623,25 @@ def _terminate(signum, frame):
     raise Terminated(f"signal {signal.Signals(signum).name}")
 
 
+def record_commit(args) -> str:
+    """The commit every file of this call records: --git-commit, else the kit's commit.txt
+    (a copy of the tree without .git cannot ask git); set as $JMVAE_GIT_COMMIT, which
+    store.git_commit reads where git is unavailable, so probe.json, metrics.json and TRAINED
+    agree. Returns it, or '' when neither is given."""
+    kit_file = args.kit / gpu_kit.COMMIT
+    commit = args.git_commit or (kit_file.read_text().strip() if kit_file.exists() else "")
+    if commit:
+        os.environ[environment.COMMIT_ENV] = commit
+    return commit
+
+
 def main(argv=None) -> dict:
     """Run the study (or what is left of it); returns this call's timing entry. Whatever
     happens (success, an exception, SIGTERM, the time budget), the call ends by writing the
     archive of every DONE run, timing.json and the export; a run is in the archive only
     once DONE, so a run stopped half-way is never brought back."""
     args = parse(argv)
+    record_commit(args)
     start = time.perf_counter()
     budget = Budget(args.time_budget, args.reserve)
     device = torch.device(args.device)

@@ -383,7 +383,8 @@ def test_the_kit_holds_gzipped_mnist_and_the_judge_and_fits_one_command(script, 
     judge = _fake_judge(results)
     sizes = kit_module.prepare(kit, results, log=lambda *a: None)
     assert {n for n in sizes if n.startswith("mnist/")} == {f"mnist/{n}.gz" for n in MNIST_MD5}
-    assert {n.split("/")[0] for n in sizes} == {"mnist", judge.name}
+    assert {n.split("/")[0] for n in sizes} == {"mnist", judge.name, "commit.txt"}
+    assert (kit / "commit.txt").read_text().strip() == store.git_commit()
     assert sum(v for n, v in sizes.items() if n.startswith("mnist/")) < 12 * 2**20
     target = tmp_path / "data" / "mnist"
     assert sorted(kit_module.unpack(kit, target)) == sorted(MNIST_MD5)
@@ -451,3 +452,23 @@ def test_smoke_mode_runs_every_stage_at_throwaway_sizes_and_times_the_steps(scri
     assert len(configs) == 2
     cfg = store.read_json(next(_runs_dir(out).glob("*/config.json")))
     assert (cfg["train"]["epochs"], cfg["train"]["n_train"], cfg["eval"]["k"]) == (1, 1000, 10)
+
+
+def test_a_copy_without_git_records_the_kits_commit(script, tmp_path, monkeypatch):
+    """On a machine that got the tree without .git, every file records the commit the kit was
+    prepared at (or --git-commit), not 'unknown'; git, where it answers, still wins."""
+    monkeypatch.delenv("JMVAE_GIT_COMMIT", raising=False)
+    (tmp_path / "commit.txt").write_text("abc123\n")
+    args = script.parse(["--out", str(tmp_path / "o"), "--kit", str(tmp_path)])
+    assert script.record_commit(args) == "abc123" and os.environ["JMVAE_GIT_COMMIT"] == "abc123"
+    monkeypatch.setattr(store, "REPO_ROOT", tmp_path)  # not a git checkout
+    assert store.git_commit.__wrapped__() == "abc123"
+    args = script.parse(
+        ["--out", str(tmp_path / "o"), "--kit", str(tmp_path), "--git-commit", "def"]
+    )
+    assert script.record_commit(args) == "def" and store.git_commit.__wrapped__() == "def"
+    monkeypatch.delenv("JMVAE_GIT_COMMIT")
+    assert store.git_commit.__wrapped__() == "unknown"
+    monkeypatch.undo()
+    if (store.REPO_ROOT / ".git").exists():
+        assert store.git_commit.__wrapped__() not in {"def", "unknown"}
