@@ -106,3 +106,38 @@ def test_a_claim_names_only_the_seeds_all_of_its_models_have(paper_root):
     assert table.iloc[0]["seeds"] == "1, 2"  # claim 1 pairs JMVAE-kl with the VAE
     assert table.iloc[0]["evidence"].endswith("; seed(s) 1, 2")
     assert table.iloc[1]["seeds"] == "1, 2" and table.iloc[2]["seeds"] == "none"
+
+
+def _headline_run(seed: int, mean: float, epochs=500, profile="paper") -> dict:
+    return {
+        "run_id": f"jmvae_kl-s{seed}-{profile}", "variant": "jmvae_kl", "alpha": 0.1,
+        "latent_dim": 64, "seed": seed, "epochs": epochs, "profile": profile, "device": "cpu",
+        "estimators": {"marginal": {"mean": mean, "sem": 0.23, "k": 1000}},
+    }  # fmt: skip
+
+
+def test_the_headline_gives_the_mean_and_sd_over_the_seeds_of_its_protocol():
+    runs = [_headline_run(s, m) for s, m in [(2, -86.8), (1, -86.7), (3, -86.6)]]
+    runs.append(_headline_run(1, -91.5, epochs=20, profile="quick"))  # another protocol
+    head = tables.headline(runs)
+    assert (head["ours"], head["label"]) == ("-86.70", "paper protocol, seed 1 of 5, CPU")
+    assert head["seeds_n"] == "3" and head["seeds_which"] == "1, 2, 3"
+    assert (head["seeds_mean"], head["seeds_sd"]) == ("-86.70", "0.10")
+    assert head["seeds_gap"] == "+0.16"  # the paper's -86.86
+    one = tables.headline(runs[1:2])
+    assert one["seeds_n"] == "1" and one["seeds_sd"] == tables.NOT_AVAILABLE
+
+
+def test_the_binarisation_spread_reads_the_newest_report_and_scales_the_gap(tmp_path):
+    assert paper_protocol.binarisation_spread(tmp_path)["sd"] == tables.NOT_AVAILABLE
+    for time, sd in [("2026-01-01T00:00:00", 9.0), ("2026-02-01T00:00:00", 0.12)]:
+        report = {"run_id": "r", "k": 100, "time": time, "sd_over_draws": sd,
+                  "draws": [{"mean": -86.7}, {"mean": -86.5}, {"mean": -86.6}]}  # fmt: skip
+        (tmp_path / f"m{sd}-binarisation-spread.json").write_text(json.dumps(report))
+    spread = paper_protocol.binarisation_spread(tmp_path)
+    assert spread == {"run": "r", "draws": "3", "sd": "0.12", "low": "-86.70",
+                      "high": "-86.50", "k": "100"}  # fmt: skip
+    head = {"seeds_gap": "+0.26", "seeds_sd": "0.05"}
+    assert paper_protocol.gap_in_spreads(head, spread) == {"combined": "0.13", "ratio": "2.0"}
+    one_seed = head | {"seeds_sd": tables.NOT_AVAILABLE}
+    assert paper_protocol.gap_in_spreads(one_seed, spread)["ratio"] == tables.NOT_AVAILABLE

@@ -127,3 +127,36 @@ def glue_claims(paper_runs: list[dict], alpha: float = 0.1) -> None:
     verdicts.glue_verdicts(table, "claims_paper_md", suffix="_paper")
     for i, seeds in enumerate(table["seeds"], start=1):
         glue(f"claim{i}_paper_seeds", seeds, display=False)
+
+
+def binarisation_spread(folder: Path | None = None) -> dict:
+    """What benchmarks/binarisation_spread.py measured (its newest report): one run's log p(x)
+    on several binary draws of the test images, as text by glue name; "not available" until
+    it has run."""
+    folder = Path(folder) if folder is not None else results.REPO_ROOT / "benchmarks" / "results"
+    reports = [results.read_json(p) for p in sorted(folder.glob("*-binarisation-spread.json"))]
+    keys = ("run", "draws", "sd", "low", "high", "k")
+    if not reports:
+        return dict.fromkeys(keys, tables.NOT_AVAILABLE)
+    report = max(reports, key=lambda r: r["time"])
+    means = [d["mean"] for d in report["draws"]]
+    sd = report["sd_over_draws"]
+    return {
+        "run": report["run_id"],
+        "draws": str(len(means)),
+        "sd": tables.NOT_AVAILABLE if sd is None else f"{sd:.2f}",
+        "low": f"{min(means):.2f}",
+        "high": f"{max(means):.2f}",
+        "k": str(report["k"]),
+    }
+
+
+def gap_in_spreads(head: dict, spread: dict) -> dict:
+    """The gap of the seed mean to the paper (tables.headline) in units of the spread that a
+    seed and a binary draw of the test images make together, sqrt(sd_seed² + sd_draw²)."""
+    try:
+        gap, sds = float(head["seeds_gap"]), (float(head["seeds_sd"]), float(spread["sd"]))
+    except ValueError:  # a value not available
+        return dict.fromkeys(("combined", "ratio"), tables.NOT_AVAILABLE)
+    combined = (sds[0] ** 2 + sds[1] ** 2) ** 0.5
+    return {"combined": f"{combined:.2f}", "ratio": f"{abs(gap) / combined:.1f}"}
