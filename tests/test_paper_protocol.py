@@ -141,3 +141,43 @@ def test_the_binarisation_spread_reads_the_newest_report_and_scales_the_gap(tmp_
     assert paper_protocol.gap_in_spreads(head, spread) == {"combined": "0.13", "ratio": "2.0"}
     one_seed = head | {"seeds_sd": tables.NOT_AVAILABLE}
     assert paper_protocol.gap_in_spreads(one_seed, spread)["ratio"] == tables.NOT_AVAILABLE
+
+
+def test_the_alpha_sweep_waits_for_every_alpha_and_jmvae_zero(paper_root):
+    root, _, _ = paper_root  # JMVAE-kl alpha 0.1 and the VAE only
+    sweep = paper_protocol.alpha_sweep(paper_protocol.load(root))
+    assert sweep["runs"] == [] and sweep["text"]["seeds"] == "none"
+    status = sweep["table"].iloc[0, 0]
+    assert "α=0.01" in status and "α=1" in status and "JMVAE-zero" in status
+    assert "α=0.1)" not in status  # finished: not named missing
+    text = sweep["text"]
+    assert text["joint_lo"] == text["label_hi"] == text["zero_single"] == tables.NOT_AVAILABLE
+    assert text["sd_seeds"] == "1" and text["sd_joint"] == tables.NOT_AVAILABLE  # one seed
+    assert paper_protocol.alpha_figure(sweep) is sweep["table"]
+
+
+def test_the_alpha_sweep_reads_only_the_seeds_every_model_has(tmp_path):
+    for quick_id, variant, alpha in [
+        ("jmvae_kl-a0.01-z64-s1-fa52ee46cd", "jmvae_kl", 0.01),
+        ("jmvae_kl-a0.1-z64-s1-3d4839bfad", "jmvae_kl", 0.1),
+        ("jmvae_kl-a1-z64-s1-59aa30b55c", "jmvae_kl", 1.0),
+        ("jmvae_zero-z64-s1-c004ad4461", "jmvae_zero", 0.0),
+    ]:
+        _as_paper_run(tmp_path, quick_id, variant, alpha)
+    paper = paper_protocol.load(tmp_path)
+    kl = next(r for r in paper if r["variant"] == "jmvae_kl" and r["alpha"] == 0.1)
+    shifted = {name: {**e, "mean": e["mean"] + 0.3} for name, e in kl["estimators"].items()}
+    seed2 = {**kl, "seed": 2, "run_id": "seed2", "estimators": shifted}  # alpha 0.1 alone
+    sweep = paper_protocol.alpha_sweep(paper + [seed2])
+    assert sweep["text"]["seeds"] == "1" and "seed2" not in {r["run_id"] for r in sweep["runs"]}
+    assert list(sweep["table"].index) == [0.01, 0.1, 1.0]
+    quick = tables.alpha_table(results.load_runs("quick"))
+    assert (sweep["table"] - quick[sweep["table"].columns]).abs().max().max() < 1e-9
+    text = sweep["text"]
+    assert text["sd_seeds"] == "2" and text["sd_joint"] == f"{0.3 / 2**0.5:.2f}"
+    assert (text["lo"], text["hi"]) == ("0.01", "1")
+    assert text["label_hi"] == f"{quick.loc[1.0, 'pseudo_conditional']:.2f}"
+    zero = tables.summary(results.load_runs("quick")).query("variant == 'jmvae_zero'")
+    single = zero.set_index("estimator").loc["pseudo_marginal", "mean"]
+    assert text["zero_single"] == f"{single:.2f}"
+    assert paper_protocol.alpha_figure(sweep).axes  # a figure once the sweep is complete

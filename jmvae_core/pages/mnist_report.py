@@ -16,12 +16,14 @@ GENERATORS = {"kl": "JMVAE-kl (α=0.1)", "zero": "JMVAE-zero", "cmma": "CMMA", "
 
 
 def glue_figures(figures: dict, prefix: str) -> None:
-    """Glue each figure as <prefix>_<key> and close it, so it shows only where a page places it."""
+    """Glue each figure as <prefix>_<key> and close it, so it shows only where a page places it
+    (a table glued in a figure's place, e.g. a status row until its runs exist, is glued as is)."""
     from myst_nb import glue
 
     for key, fig in figures.items():
         glue(f"{prefix}_{key}", fig, display=False)
-        plt.close(fig)
+        if isinstance(fig, plt.Figure):
+            plt.close(fig)
 
 
 def _first_seed(runs: list[dict], latent_dim: int = 64) -> dict[str, dict]:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from jmvae_core import store
 from jmvae_core.config import ALPHAS, plan
-from jmvae_core.pages import results, tables, verdicts
+from jmvae_core.pages import mnist_report, plots, results, tables, verdicts
 
 PROFILE = "paper"
 NOT_YET = "no run of the paper's protocol has finished yet"
@@ -160,3 +160,63 @@ def gap_in_spreads(head: dict, spread: dict) -> dict:
         return dict.fromkeys(("combined", "ratio"), tables.NOT_AVAILABLE)
     combined = (sds[0] ** 2 + sds[1] ** 2) ** 0.5
     return {"combined": f"{combined:.2f}", "ratio": f"{abs(gap) / combined:.1f}"}
+
+
+def alpha_sweep(paper_runs: list[dict], alpha: float = 0.1) -> dict:
+    """The alpha chapter's sweep at the paper's protocol: JMVAE-kl at every alpha of the plan
+    and JMVAE-zero (latent 64), at the seeds all of them have finished, so that every point is
+    made by the same seeds. Returns the table (rows alpha, columns estimators: means over those
+    seeds), JMVAE-zero's reference values, the runs, and glue text: the values the chapter
+    cites (as mnist_report.alpha_values), the seeds, and the sd over every finished seed of
+    `alpha` of the joint and the single-input log p(x), the yardstick for a difference between
+    two alphas. While a model has no run at those seeds, the table is a status row naming the
+    missing ones and every value is "not available"."""
+    need = [*(("jmvae_kl", a) for a in ALPHAS), ("jmvae_zero", 0.0)]
+    seeds = claim_seeds(paper_runs, need)
+    common = {int(s) for s in seeds.split(", ")} if seeds != "none" else set()
+    chosen = [
+        r for v, a in need for r in verdicts.select_runs(paper_runs, v, a) if r["seed"] in common
+    ]
+    kl = verdicts.select_runs(paper_runs, "jmvae_kl", alpha)
+    sd = tables.summary(kl).set_index("estimator")["sd"] if kl else pd.Series(dtype=float)
+    text = {"seeds": seeds, "sd_alpha": f"{alpha:g}", "sd_seeds": str(len(kl))}
+    for name in ("joint", "pseudo_marginal"):
+        value = sd.get(name)
+        text[f"sd_{name}"] = (
+            tables.NOT_AVAILABLE if value is None or pd.isna(value) else f"{value:.2f}"
+        )
+    if not chosen:
+        missing = [
+            tables.run_label(v, a) for v, a in need if not verdicts.select_runs(paper_runs, v, a)
+        ]
+        status = "not yet finished at the paper's protocol: " + (
+            ", ".join(missing) or "a seed all share"
+        )
+        keys = ("lo", "hi", "joint_lo", "joint_hi", "single_lo", "single_hi", "zero_single")
+        keys += ("label_lo", "label_hi")
+        return {
+            "table": pd.DataFrame({"status": [status]}, index=["paper protocol"]),
+            "zero": {},
+            "runs": [],
+            "text": text | dict.fromkeys(keys, tables.NOT_AVAILABLE),
+        }
+    table = tables.alpha_table(chosen)
+    lo, hi = table.index.min(), table.index.max()
+    label = {  # label-only log p(x|w), through q(z|w): where alpha acts most
+        f"label_{end}": f"{table.loc[a, 'pseudo_conditional']:.2f}"
+        for end, a in (("lo", lo), ("hi", hi))
+    }
+    return {
+        "table": table,
+        "zero": mnist_report.zero_reference(chosen),
+        "runs": chosen,
+        "text": text | mnist_report.alpha_values(chosen) | label,
+    }
+
+
+def alpha_figure(sweep: dict):
+    """The alpha figure of the paper-protocol sweep (plots.alpha_plot), or its status table
+    while the sweep is incomplete."""
+    if not sweep["runs"]:
+        return sweep["table"]
+    return plots.alpha_plot(sweep["table"], tables.ESTIMATOR_LABELS, sweep["zero"])
