@@ -28,7 +28,7 @@ def _as_paper_run(root: Path, quick_id: str, variant: str, alpha: float) -> str:
         e["k"] = 1000
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "config.json").write_text(json.dumps({"profile": "paper", **cfg.to_dict()}))
-    for name in ("per_image.npz", "history.csv"):
+    for name in ("per_image.npz", "history.csv", "arrays.npz"):
         shutil.copy(QUICK / quick_id / name, folder / name)
     store.mark_done(folder)
     return cfg.run_id
@@ -181,3 +181,19 @@ def test_the_alpha_sweep_reads_only_the_seeds_every_model_has(tmp_path):
     single = zero.set_index("estimator").loc["pseudo_marginal", "mean"]
     assert text["zero_single"] == f"{single:.2f}"
     assert paper_protocol.alpha_figure(sweep).axes  # a figure once the sweep is complete
+
+
+def test_generation_at_the_paper_protocol_shows_what_has_finished(paper_root):
+    root, kl, _ = paper_root  # JMVAE-kl alpha 0.1 and the VAE, which has no label -> image
+    generated = paper_protocol.generation(paper_protocol.load(root))
+    assert generated["figures"]["kl"].axes
+    for key in ("zero", "cmma", "cvae"):
+        assert generated["figures"][key].iloc[0, 0] == paper_protocol.NOT_YET
+    assert list(generated["table"].index) == [tables.run_label("jmvae_kl", 0.1)]
+    judged = json.loads((QUICK / "jmvae_kl-a0.1-z64-s1-3d4839bfad" / "metrics.json").read_text())
+    coherence = judged["judged_coherence"]
+    assert generated["text"]["kl"] == f"{coherence['coherence']:.3f} ± {coherence['sem']:.3f}"
+    assert generated["text"]["cvae"] == tables.NOT_AVAILABLE
+    none = paper_protocol.generation([])
+    assert none["table"].iloc[0, 0] == paper_protocol.NOT_YET
+    assert set(none["text"].values()) == {paper_protocol.NOT_YET}

@@ -220,3 +220,19 @@ def alpha_figure(sweep: dict):
     if not sweep["runs"]:
         return sweep["table"]
     return plots.alpha_plot(sweep["table"], tables.ESTIMATOR_LABELS, sweep["zero"])
+
+
+def generation(paper_runs: list[dict]) -> dict:
+    """The generation chapter at the paper's protocol, from each model's first seed there: the
+    label -> image grid of every label-conditioned model (mnist_report.GENERATORS), the table of
+    both directions (tables.judged_coherence_table) and the coherences the chapter cites
+    (mnist_report.judge_values). What has not finished is a status row in its place."""
+    judged = [r for r in paper_runs if r["latent_dim"] == 64 and "judged_coherence" in r]
+    figures = mnist_report.label_to_image_figures(judged, PROFILE) if judged else {}
+    missing = pd.DataFrame({"status": [NOT_YET]}, index=["paper protocol"])
+    keys = ("accuracy", "kl", "zero", "cvae", "cmma")
+    return {
+        "figures": {key: figures.get(key, missing) for key in mnist_report.GENERATORS},
+        "table": tables.judged_coherence_table(judged) if judged else missing,
+        "text": mnist_report.judge_values(judged) if judged else dict.fromkeys(keys, NOT_YET),
+    }
