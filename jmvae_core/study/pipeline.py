@@ -32,12 +32,8 @@ from jmvae_core.study.execution import Kernels, NotebookFailed, execute
 from jmvae_core.study.executors import EXECUTORS, run_dask, run_local
 from jmvae_core.training.fit import check_device, pick_device
 
-PAPER_PAGES = (
-    "table1",
-    "claims",
-    "alpha",
-    "generation",
-)  # read the paper protocol's runs beside their profile's
+# pages that read the paper protocol's runs beside their profile's
+PAPER_PAGES = ("table1", "claims", "alpha", "generation")
 EVERY_DATASET = ("reproducibility", "status")  # pages that list the runs of both halves
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book", "notebooks")
 
