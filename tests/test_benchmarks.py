@@ -47,3 +47,29 @@ def test_step_speed_benchmark_times_both_steps_and_finds_equal_weights(tmp_path)
     assert len(row["fit_epoch_s"]) == len(row["reference_epoch_s"]) == 2
     assert row["weights_equal"] is True
     assert report["clipping"]["tensors"] == 38
+
+
+def test_step_floor_benchmark_times_every_kernel_a_step_cannot_avoid(tmp_path):
+    """benchmarks/step_floor.py at tiny sizes: both whole steps, the floor's five parts summing
+    to its total, the matmuls inside the step; the Performance page's figures follow from it."""
+    from jmvae_core.pages import performance
+
+    cmd = [
+        sys.executable, str(ROOT / "benchmarks" / "step_floor.py"), "--threads", "1",
+        "--steps", "3", "--reps", "3", "--n-train", "1000", "--out", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (path,) = tmp_path.glob("*-step-floor.json")
+    report = json.loads(path.read_text())
+    (row,) = report["by_threads"]
+    floor = row["floor_ms"]
+    parts = {"forward", "weight_grad", "input_grad", "adam", "norms"}
+    assert set(floor) == parts | {"total"} and all(floor[p] > 0 for p in parts)
+    assert abs(sum(floor[p] for p in parts) - floor["total"]) < 1e-9
+    assert set(row["step_ms"]) == {"reference", "fit"} and row["matmul_in_step_ms"] > 0
+    values = performance.step_floor_values(report)
+    assert values["most_1"] == f"{row['step_ms']['reference'] / floor['total']:.2f}"
+    room = row["step_ms"]["reference"] / 1.6 - floor["total"]
+    assert values["room_1"] == f"{room:.1f}"
+    assert ("1 thread", "floor") in performance.step_floor_table(report).index

@@ -104,6 +104,60 @@ def step_speed_values(bench: dict) -> dict:
     return values
 
 
+FLOOR_PARTS = {"forward": "matmuls: forward", "weight_grad": "matmuls: weight gradients",
+               "input_grad": "matmuls: input gradients", "adam": "Adam (fused kernel)",
+               "norms": "gradient norms (clipping)"}  # fmt: skip
+TARGET = 1.6  # the speed-up asked of a step at equal numbers
+
+
+def step_floor_table(bench: dict) -> pd.DataFrame:
+    """benchmarks/step_floor.py: by thread count, the floor of a step at equal numbers (each
+    kernel it must run, timed alone) against the whole steps, and what a step TARGET times
+    faster than the reference would leave for everything outside the floor."""
+    rows = {}
+    for r in bench["by_threads"]:
+        t = f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}"
+        floor, ref = r["floor_ms"], r["step_ms"]["reference"]
+        for key, label in FLOOR_PARTS.items():
+            rows[(t, label)] = floor[key]
+        rows[(t, "floor")] = floor["total"]
+        rows[(t, "reference step")] = ref
+        rows[(t, "fit's step")] = r["step_ms"]["fit"]
+        rows[(t, "of which in matmuls")] = r["matmul_in_step_ms"]
+        rows[(t, f"a step {TARGET}x faster than the reference")] = ref / TARGET
+    table = pd.DataFrame({"ms": rows}).round(2)
+    table.index.names = ["threads", "part"]
+    return table
+
+
+def step_floor_values(bench: dict) -> dict:
+    """The figures the Performance page cites from benchmarks/step_floor.py, by glue name, per
+    thread count n: the floor (floor_n), the reference step (ref_n), the most a step at equal
+    numbers could gain (most_n), the time a step TARGET times faster would take (target_n) and
+    leave for the work outside the floor (room_n), what that work takes in fit's step today
+    (now_n: the step less its matmuls, Adam and norms at their floor), and how much longer the
+    matmuls take inside the step than alone (mm_slower_n, %); and the machine (header)."""
+    values = {
+        "target": f"{TARGET}",
+        "header": f"{bench['cpu']['model']} ({', '.join(bench['cpu']['flags'])}), "
+        f"{bench['device']}, torch {bench['torch']}",
+    }
+    for r in bench["by_threads"]:
+        n, floor = r["threads"], r["floor_ms"]
+        ref, ours, mm = r["step_ms"]["reference"], r["step_ms"]["fit"], r["matmul_in_step_ms"]
+        alone = floor["forward"] + floor["weight_grad"] + floor["input_grad"]
+        values |= {
+            f"floor_{n}": f"{floor['total']:.1f}",
+            f"ref_{n}": f"{ref:.1f}",
+            f"most_{n}": f"{ref / floor['total']:.2f}",
+            f"target_{n}": f"{ref / TARGET:.1f}",
+            f"room_{n}": f"{ref / TARGET - floor['total']:.1f}",
+            f"now_{n}": f"{ours - mm - floor['adam'] - floor['norms']:.1f}",
+            f"mm_slower_{n}": f"{round(100 * (mm / alone - 1))}",
+        }
+    return values
+
+
 def single_run_facts(speed: dict) -> dict:
     """The speed-ups of fit() over the plain loop (last epoch), float32 and bfloat16."""
     runs = speed["single_run"]
