@@ -10,16 +10,16 @@ import pytest
 
 from jmvae_core import store
 from jmvae_core.config import make_config
-from jmvae_core.pages import paper_protocol, results, tables, verdicts
+from jmvae_core.pages import latent, paper_protocol, results, tables, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "results" / "quick" / "runs"
 
 
-def _as_paper_run(root: Path, quick_id: str, variant: str, alpha: float) -> str:
+def _as_paper_run(root: Path, quick_id: str, variant: str, alpha: float, latent_dim=64) -> str:
     """A committed quick run's files under the paper profile's run id, marked 500 epochs: the
     pages' reading side, exercised without training for days."""
-    cfg = make_config("paper", variant=variant, alpha=alpha)
+    cfg = make_config("paper", variant=variant, alpha=alpha, latent_dim=latent_dim)
     folder = store.run_dir("paper", cfg.run_id, root)
     folder.mkdir(parents=True)
     metrics = json.loads((QUICK / quick_id / "metrics.json").read_text())
@@ -197,3 +197,16 @@ def test_generation_at_the_paper_protocol_shows_what_has_finished(paper_root):
     none = paper_protocol.generation([])
     assert none["table"].iloc[0, 0] == paper_protocol.NOT_YET
     assert set(none["text"].values()) == {paper_protocol.NOT_YET}
+
+
+def test_the_latent_space_at_the_paper_protocol_shows_the_2d_runs_finished(paper_root):
+    root, _, _ = paper_root  # latent 64 only: nothing to show yet
+    none = paper_protocol.latent_space(paper_protocol.load(root))
+    assert none["which"] == "none" and none["figure"].iloc[0, 0] == paper_protocol.NOT_YET
+    _as_paper_run(root, "jmvae_kl-a0.1-z2-s1-372612a526", "jmvae_kl", 0.1, latent_dim=2)
+    shown = paper_protocol.latent_space(paper_protocol.load(root))
+    assert shown["which"] == tables.run_label("jmvae_kl", 0.1)
+    assert list(shown["table"].index) == ["JMVAE-kl: q(z|x,w)", "JMVAE-kl: q(z|x)"]
+    quick = latent.latent_separation(latent.latent_runs(results.load_runs("quick")))
+    assert shown["table"].equals(quick.loc[shown["table"].index])
+    assert len(shown["figure"].axes) >= 2

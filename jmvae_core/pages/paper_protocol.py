@@ -14,7 +14,7 @@ import pandas as pd
 
 from jmvae_core import store
 from jmvae_core.config import ALPHAS, plan
-from jmvae_core.pages import mnist_report, plots, results, tables, verdicts
+from jmvae_core.pages import latent, mnist_report, plots, results, tables, verdicts
 
 PROFILE = "paper"
 NOT_YET = "no run of the paper's protocol has finished yet"
@@ -229,4 +229,20 @@ def generation(paper_runs: list[dict]) -> dict:
         "figures": {key: figures.get(key, missing) for key in mnist_report.GENERATORS},
         "table": tables.judged_coherence_table(judged) if judged else missing,
         "text": mnist_report.judge_values(judged) if judged else dict.fromkeys(keys, NOT_YET),
+    }
+
+
+def latent_space(paper_runs: list[dict]) -> dict:
+    """The 2-D latent chapter at the paper's protocol: the latent-means figure and the digits'
+    separation (pages.latent) from the 2-D runs finished there, and which they are; a status
+    row in their place while none has finished."""
+    runs = latent.latent_runs(paper_runs)
+    names = sorted(tables.run_label(r["variant"], r["alpha"]) for r in runs)
+    if not runs:
+        missing = pd.DataFrame({"status": [NOT_YET]}, index=["paper protocol"])
+        return {"figure": missing, "table": missing, "which": "none"}
+    return {
+        "figure": latent.latent_figure(runs, PROFILE),
+        "table": latent.latent_separation(runs),
+        "which": ", ".join(names),
     }

@@ -33,7 +33,7 @@ from jmvae_core.study.executors import EXECUTORS, run_dask, run_local
 from jmvae_core.training.fit import check_device, pick_device
 
 # pages that read the paper protocol's runs beside their profile's
-PAPER_PAGES = ("table1", "claims", "alpha", "generation")
+PAPER_PAGES = ("table1", "claims", "alpha", "generation", "latent")
 EVERY_DATASET = ("reproducibility", "status")  # pages that list the runs of both halves
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "references.bib", "_static", "book", "notebooks")
 
