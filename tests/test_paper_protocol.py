@@ -10,7 +10,7 @@ import pytest
 
 from jmvae_core import store
 from jmvae_core.config import make_config
-from jmvae_core.pages import latent, paper_protocol, results, tables, verdicts
+from jmvae_core.pages import latent, mnist_report, paper_protocol, results, tables, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "results" / "quick" / "runs"
@@ -188,21 +188,22 @@ def test_generation_at_the_paper_protocol_shows_what_has_finished(paper_root):
     generated = paper_protocol.generation(paper_protocol.load(root))
     assert generated["figures"]["kl"].axes
     for key in ("zero", "cmma", "cvae"):
-        assert generated["figures"][key].iloc[0, 0] == paper_protocol.NOT_YET
+        status = generated["figures"][key].iloc[0, 0]
+        assert status.startswith(mnist_report.GENERATORS[key]) and "not finished" in status
     assert list(generated["table"].index) == [tables.run_label("jmvae_kl", 0.1)]
     judged = json.loads((QUICK / "jmvae_kl-a0.1-z64-s1-3d4839bfad" / "metrics.json").read_text())
     coherence = judged["judged_coherence"]
     assert generated["text"]["kl"] == f"{coherence['coherence']:.3f} ± {coherence['sem']:.3f}"
     assert generated["text"]["cvae"] == tables.NOT_AVAILABLE
     none = paper_protocol.generation([])
-    assert none["table"].iloc[0, 0] == paper_protocol.NOT_YET
-    assert set(none["text"].values()) == {paper_protocol.NOT_YET}
+    assert none["table"].iloc[0, 0].startswith("no label-conditioned run")
+    assert set(none["text"].values()) == {none["table"].iloc[0, 0]}
 
 
 def test_the_latent_space_at_the_paper_protocol_shows_the_2d_runs_finished(paper_root):
     root, _, _ = paper_root  # latent 64 only: nothing to show yet
     none = paper_protocol.latent_space(paper_protocol.load(root))
-    assert none["which"] == "none" and none["figure"].iloc[0, 0] == paper_protocol.NOT_YET
+    assert none["which"] == "none" and none["figure"].iloc[0, 0].startswith("no 2-D run")
     _as_paper_run(root, "jmvae_kl-a0.1-z2-s1-372612a526", "jmvae_kl", 0.1, latent_dim=2)
     shown = paper_protocol.latent_space(paper_protocol.load(root))
     assert shown["which"] == tables.run_label("jmvae_kl", 0.1)

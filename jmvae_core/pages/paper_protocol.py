@@ -35,14 +35,14 @@ def estimates_table(runs: list[dict]) -> pd.DataFrame:
     """Table 1's layout for the paper-protocol runs: models x estimators, mean ± SE (± sd over
     seeds once a model has several)."""
     if not runs:
-        return pd.DataFrame({"status": [NOT_YET]}, index=["paper protocol"])
+        return _status(NOT_YET)
     return tables.table1(runs)
 
 
 def runs_table(runs: list[dict]) -> pd.DataFrame:
     """One row per finished paper-profile run: schedule, k and N, training time, device, commit."""
     if not runs:
-        return pd.DataFrame({"status": [NOT_YET]}, index=["paper protocol"])
+        return _status(NOT_YET)
     rows = []
     for r in sorted(runs, key=lambda r: (r["latent_dim"], r["seed"], r["run_id"])):
         n_prior = store.read_json(Path(r["path"]) / "config.json")["eval"]["n_prior"]
@@ -195,7 +195,7 @@ def alpha_sweep(paper_runs: list[dict], alpha: float = 0.1) -> dict:
         keys = ("lo", "hi", "joint_lo", "joint_hi", "single_lo", "single_hi", "label_lo")
         keys += ("label_hi", "zero_single")  # mnist_report.alpha_values's
         return {
-            "table": pd.DataFrame({"status": [status]}, index=["paper protocol"]),
+            "table": _status(status),
             "zero": {},
             "runs": [],
             "text": text | dict.fromkeys(keys, tables.NOT_AVAILABLE),
@@ -223,13 +223,21 @@ def generation(paper_runs: list[dict]) -> dict:
     (mnist_report.judge_values). What has not finished is a status row in its place."""
     judged = [r for r in paper_runs if r["latent_dim"] == 64 and "judged_coherence" in r]
     figures = mnist_report.label_to_image_figures(judged, PROFILE) if judged else {}
-    missing = pd.DataFrame({"status": [NOT_YET]}, index=["paper protocol"])
+    none = "no label-conditioned run of the paper's protocol has finished yet"
     keys = ("accuracy", "kl", "zero", "cvae", "cmma")
     return {
-        "figures": {key: figures.get(key, missing) for key in mnist_report.GENERATORS},
-        "table": tables.judged_coherence_table(judged) if judged else missing,
-        "text": mnist_report.judge_values(judged) if judged else dict.fromkeys(keys, NOT_YET),
+        "figures": {
+            key: figures.get(key, _status(f"{name} has not finished at the paper's protocol yet"))
+            for key, name in mnist_report.GENERATORS.items()
+        },
+        "table": tables.judged_coherence_table(judged) if judged else _status(none),
+        "text": mnist_report.judge_values(judged) if judged else dict.fromkeys(keys, none),
     }
+
+
+def _status(text: str) -> pd.DataFrame:
+    """A one-row table glued where a figure or table will stand once its runs exist."""
+    return pd.DataFrame({"status": [text]}, index=["paper protocol"])
 
 
 def latent_space(paper_runs: list[dict]) -> dict:
@@ -239,7 +247,7 @@ def latent_space(paper_runs: list[dict]) -> dict:
     runs = latent.latent_runs(paper_runs)
     names = sorted(tables.run_label(r["variant"], r["alpha"]) for r in runs)
     if not runs:
-        missing = pd.DataFrame({"status": [NOT_YET]}, index=["paper protocol"])
+        missing = _status("no 2-D run of the paper's protocol has finished yet")
         return {"figure": missing, "table": missing, "which": "none"}
     return {
         "figure": latent.latent_figure(runs, PROFILE),
