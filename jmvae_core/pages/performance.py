@@ -48,6 +48,14 @@ def single_run_table(speed: dict) -> pd.DataFrame:
     return table.astype(object).where(table.notna(), "—")  # "—": not measured
 
 
+def cpu_header(bench: dict) -> str:
+    """The machine a CPU benchmark ran on: model, vector extensions, device and torch."""
+    return (
+        f"{bench['cpu']['model']} ({', '.join(bench['cpu']['flags'])}), "
+        f"{bench['device']}, torch {bench['torch']}"
+    )
+
+
 STEP_PARTS = {"forward": "forward (noise, objective)", "backward": "backward",
               "clip": "clipping", "adam": "Adam"}  # fmt: skip
 
@@ -84,8 +92,7 @@ def step_speed_values(bench: dict) -> dict:
     trainings' weights were equal, and how much clipping the steps needed."""
     clipping = bench["clipping"]
     values = {
-        "header": f"{bench['cpu']['model']} ({', '.join(bench['cpu']['flags'])}), "
-        f"{bench['device']}, torch {bench['torch']}",
+        "header": cpu_header(bench),
         "equal": "yes" if all(r["weights_equal"] for r in bench["by_threads"]) else "no",
         "clip_steps": f"{clipping['steps']:,}",
         "clip_norms": "{} to {}".format(*clipping["grad_norm_range"]),
@@ -139,8 +146,7 @@ def step_floor_values(bench: dict) -> dict:
     matmuls take inside the step than alone (mm_slower_n, %); and the machine (header)."""
     values = {
         "target": f"{TARGET}",
-        "header": f"{bench['cpu']['model']} ({', '.join(bench['cpu']['flags'])}), "
-        f"{bench['device']}, torch {bench['torch']}",
+        "header": cpu_header(bench),
     }
     for r in bench["by_threads"]:
         n, floor = r["threads"], r["floor_ms"]
