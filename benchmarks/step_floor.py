@@ -41,11 +41,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import reference_step  # noqa: E402
-from step_speed import DATA_LAYERS, _batch, _setup, cpu_model, matmul_ms  # noqa: E402
+from step_speed import DATA_LAYERS, _batch, _setup, machine_line, matmul_ms, report_head  # noqa: E402
 
 from jmvae_core.config import make_config  # noqa: E402
 from jmvae_core.data.mnist import load_mnist  # noqa: E402
-from jmvae_core.store import device_name, write_benchmark  # noqa: E402
+from jmvae_core.store import write_benchmark  # noqa: E402
 from jmvae_core.training import fit  # noqa: E402
 
 BATCH = 100
@@ -138,14 +138,7 @@ def main():
     torch.set_flush_denormal(True)  # as fit sets it
     data = load_mnist(n_train=args.n_train)
     cfg = make_config("paper", variant="jmvae_kl", alpha=0.1)
-    report = {
-        "device": device_name(torch.device("cpu")),
-        "cpu": cpu_model(),
-        "torch": torch.__version__.split("+")[0],
-        "command": "python benchmarks/step_floor.py " + " ".join(sys.argv[1:]),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "by_threads": [],
-    }
+    report = {**report_head("step_floor.py"), "by_threads": []}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         print(f"{threads} thread(s): step, matmuls, Adam, norms", flush=True)
@@ -166,9 +159,7 @@ def main():
 
 
 def print_table(r: dict) -> None:
-    print(
-        f"{r['device']}, {r['cpu']['model']} ({', '.join(r['cpu']['flags'])}), torch {r['torch']}"
-    )
+    print(machine_line(r))
     for row in r["by_threads"]:
         floor = row["floor_ms"]
         cells = ", ".join(f"{k} {v:.2f}" for k, v in floor.items() if k != "total")

@@ -63,6 +63,23 @@ def cpu_model() -> dict:
 DATA_LAYERS = {"q_z_xw.x_branch.0", "q_z_xw.w_branch.0", "q_z_x.trunk.0", "q_z_w.trunk.0"}
 
 
+def report_head(script: str) -> dict:
+    """What every CPU step benchmark's report opens with: the machine, torch, the command."""
+    return {
+        "device": device_name(torch.device("cpu")),
+        "cpu": cpu_model(),
+        "torch": torch.__version__.split("+")[0],
+        "command": f"python benchmarks/{script} " + " ".join(sys.argv[1:]),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def machine_line(r: dict) -> str:
+    return (
+        f"{r['device']}, {r['cpu']['model']} ({', '.join(r['cpu']['flags'])}), torch {r['torch']}"
+    )
+
+
 def step_gflop(model: nn.Module) -> float:
     """Matmul GFLOP of one step, batch 100: forward and weight gradient of every layer, input
     gradient of every layer but DATA_LAYERS."""
@@ -206,11 +223,7 @@ def main():
     cfg = make_config("paper", variant="jmvae_kl", alpha=0.1, epochs=args.epochs)
     gflop = step_gflop(build_model(cfg.model))
     report = {
-        "device": device_name(torch.device("cpu")),
-        "cpu": cpu_model(),
-        "torch": torch.__version__.split("+")[0],
-        "command": "python benchmarks/step_speed.py " + " ".join(sys.argv[1:]),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **report_head("step_speed.py"),
         "n_train": int(data.x_train.shape[0]),
         "step_gflop": gflop,
         "clipping": clipping_needed(cfg, data, 4 * args.steps),
@@ -240,9 +253,7 @@ def main():
 
 
 def print_table(r: dict) -> None:
-    print(
-        f"{r['device']}, {r['cpu']['model']} ({', '.join(r['cpu']['flags'])}), torch {r['torch']}"
-    )
+    print(machine_line(r))
     for row in r["by_threads"]:
         print(f"{row['threads']} thread(s), matmul peak {row['peak_gflops']:.0f} GFLOP/s:")
         for kind, parts in row["parts_ms"].items():

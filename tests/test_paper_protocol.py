@@ -181,6 +181,7 @@ def test_the_alpha_sweep_reads_only_the_seeds_every_model_has(tmp_path):
     single = zero.set_index("estimator").loc["pseudo_marginal", "mean"]
     assert text["zero_single"] == f"{single:.2f}"
     assert paper_protocol.alpha_figure(sweep).axes  # a figure once the sweep is complete
+    assert set(paper_protocol.alpha_sweep([])["text"]) == set(text)  # the same glue names
 
 
 def test_generation_at_the_paper_protocol_shows_what_has_finished(paper_root):

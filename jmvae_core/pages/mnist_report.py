@@ -79,10 +79,14 @@ def zero_reference(runs: list[dict]) -> dict:
     return dict(zip(s["estimator"], s["mean"], strict=True))
 
 
+ALPHA_VALUES = ("lo", "hi", "joint_lo", "joint_hi", "single_lo", "single_hi", "label_lo",
+                "label_hi", "zero_single")  # fmt: skip
+
+
 def alpha_values(runs: list[dict]) -> dict:
     """Text values the alpha chapter cites: both-input and single-input log p(x) and the
     label-only log p(x|w) (through q(z|w)) of JMVAE-kl at the smallest and largest alpha, and
-    JMVAE-zero's single-input log p(x)."""
+    JMVAE-zero's single-input log p(x), under the names ALPHA_VALUES."""
     table = tables.alpha_table(runs)
     lo, hi = table.index.min(), table.index.max()
     zero = zero_reference(runs)

@@ -110,11 +110,17 @@ def claims(paper_runs: list[dict], alpha: float = 0.1) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("claim")
 
 
+def common_seeds(paper_runs: list[dict], need) -> set[int]:
+    """The seeds every model (variant, alpha) of `need` has finished."""
+    return set.intersection(
+        *({r["seed"] for r in verdicts.select_runs(paper_runs, v, a)} for v, a in need)
+    )
+
+
 def claim_seeds(paper_runs: list[dict], need) -> str:
     """The seeds every model of a claim has finished ('1, 2'), which its differences pair;
     'none' while one of them has none."""
-    have = [{r["seed"] for r in verdicts.select_runs(paper_runs, v, a)} for v, a in need]
-    return ", ".join(map(str, sorted(set.intersection(*have)))) or "none"
+    return ", ".join(map(str, sorted(common_seeds(paper_runs, need)))) or "none"
 
 
 def glue_claims(paper_runs: list[dict], alpha: float = 0.1) -> None:
@@ -173,7 +179,7 @@ def alpha_sweep(paper_runs: list[dict], alpha: float = 0.1) -> dict:
     missing ones and every value is "not available"."""
     need = [*(("jmvae_kl", a) for a in ALPHAS), ("jmvae_zero", 0.0)]
     seeds = claim_seeds(paper_runs, need)
-    common = {int(s) for s in seeds.split(", ")} if seeds != "none" else set()
+    common = common_seeds(paper_runs, need)
     chosen = [
         r for v, a in need for r in verdicts.select_runs(paper_runs, v, a) if r["seed"] in common
     ]
@@ -192,13 +198,11 @@ def alpha_sweep(paper_runs: list[dict], alpha: float = 0.1) -> dict:
         status = "not yet finished at the paper's protocol: " + (
             ", ".join(missing) or "a seed all share"
         )
-        keys = ("lo", "hi", "joint_lo", "joint_hi", "single_lo", "single_hi", "label_lo")
-        keys += ("label_hi", "zero_single")  # mnist_report.alpha_values's
         return {
             "table": _status(status),
             "zero": {},
             "runs": [],
-            "text": text | dict.fromkeys(keys, tables.NOT_AVAILABLE),
+            "text": text | dict.fromkeys(mnist_report.ALPHA_VALUES, tables.NOT_AVAILABLE),
         }
     return {
         "table": tables.alpha_table(chosen),
@@ -224,7 +228,7 @@ def generation(paper_runs: list[dict]) -> dict:
     judged = [r for r in paper_runs if r["latent_dim"] == 64 and "judged_coherence" in r]
     figures = mnist_report.label_to_image_figures(judged, PROFILE) if judged else {}
     none = "no label-conditioned run of the paper's protocol has finished yet"
-    keys = ("accuracy", "kl", "zero", "cvae", "cmma")
+    keys = ("accuracy", *mnist_report.GENERATORS)  # mnist_report.judge_values's
     return {
         "figures": {
             key: figures.get(key, _status(f"{name} has not finished at the paper's protocol yet"))
